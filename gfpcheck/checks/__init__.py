@@ -1,0 +1,1 @@
+"""Checks: findings from propagated contexts; each check is declared once in catalog."""

@@ -1,0 +1,226 @@
+"""Findings with their evidence: the message, and the chain as steps a reader can follow.
+
+Each step says what it contributes: where the handle is taken or the scope
+opened, which call leads on (and how an indirect call was resolved), where a
+callback was bound, where a mask was passed down, and the allocation itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..facts import CALL_NAME, PARAM_NAME, PARAM_TYPE
+from ..findings import ChainStep, Finding
+from ..link import CONFIDENT, T_BEGIN, T_END, T_FUNC, T_INDIRECT, T_PARAM, T_SCOPE
+from ..propagate import state as st
+from ..propagate.origins import Origin, Use
+from ..propagate.witness import Chain, Link
+from .catalog import Check
+
+if TYPE_CHECKING:
+    from .nofs import Analysis
+
+
+class Evidence:
+    def __init__(self, analysis: Analysis):
+        self.a = analysis
+        self.program = analysis.program
+        self.rules = analysis.rules
+
+    # -- places ------------------------------------------------------------------
+    def _step(self, fid: int, index: int | None, note: str) -> ChainStep:
+        program = self.program
+        function = program.functions[fid]
+        if index is None:
+            line, column = function.line, function.column
+        else:
+            call = function.calls[index]
+            line, column = call[2], call[3]
+        return ChainStep(function.name, program.path(fid), line, column, note)
+
+    def _call_name(self, fid: int, index: int) -> str:
+        return self.program.functions[fid].calls[index][CALL_NAME] or "(indirect call)"
+
+    def _name(self, fid: int) -> str:
+        return self.program.functions[fid].name
+
+    # -- findings ------------------------------------------------------------------
+    def finding(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, kind: str) -> Finding:
+        program = self.program
+        function = program.functions[origin.fid]
+        call = function.calls[origin.index]
+        allocator = use.allocator if use is not None else (origin.allocator or call[CALL_NAME])
+        gfp = origin.text if origin.arg >= 0 else f"{origin.text} (implied by {origin.allocator}())"
+        steps: list[ChainStep] = []
+        if chain is not None:
+            steps.append(self._source(chain, kind, origin))
+            steps.extend(self._links(chain))
+        steps.extend(self._tail(check, origin, use))
+        confidence = "high"
+        if chain is not None:
+            kinds = {program.targets[link.caller][link.index][0] for link in chain.links if link.binding is None}
+            if chain.name_only:
+                confidence = "low"
+            elif T_INDIRECT in kinds:
+                confidence = "medium"
+        message = self._message(check, origin, use, chain, allocator)
+        return Finding(
+            rule=check.id, severity=check.severity, file=program.path(origin.fid), line=call[2],
+            column=call[3], function=function.name, allocator=allocator, gfp=gfp, message=message,
+            chain=tuple(steps), confidence=confidence,
+        )
+
+    def _message(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, allocator: str) -> str:
+        where = f"{allocator}()"
+        if use is not None and (use.fid != origin.fid or use.hops):
+            where = f"{allocator}() in {self._name(use.fid)}(), reached by passing {origin.text} to " \
+                    f"{self._call_name(origin.fid, origin.index)}(),"
+        mask = origin.text
+        source = self._name(chain.source) if chain is not None else None
+        if check.id == "nofs-recursion":
+            handle = self._handle_name(chain)
+            taken = f" (taken in {source}())" if source else ""
+            return (f"{where} with {mask} may recurse into filesystem reclaim while {handle} is held{taken} "
+                    f"and no memalloc_nofs scope is open")
+        if check.id == "nofs-inconsistent":
+            by = f"{source}() allocates with NOFS" if source else "a caller allocates with NOFS"
+            return f"{where} with {mask} is not covered by a memalloc_nofs scope, but {by} on this path"
+        if check.id == "nofs-redundant":
+            return f"{mask} is redundant: a memalloc_nofs/noio scope is open on every known path to this call"
+        return (f"{mask} is needless: every path to {self._name(origin.fid)}() starts at a system call "
+                f"with no handle held, no scope open and no NOFS caller")
+
+    def _handle_name(self, chain: Chain | None) -> str:
+        if chain is None:
+            return "a transaction handle"
+        handle = self.program.handle_params.get(chain.source)
+        if handle is not None and st.held(chain.source_state) == 0:
+            return f"a {self.rules.handle_types.get(handle[1], 'transaction handle')}"
+        first = chain.links[0].index if chain.links else None
+        begin = self._begin_before(chain.source, first)
+        target = self.program.targets[chain.source][begin] if begin is not None else None
+        if target is not None and target[0] == T_BEGIN:
+            handle_type = self.rules.begin[target[2]].handle_type
+            return f"a {self.rules.handle_types.get(handle_type, 'transaction handle')}"
+        return "a transaction handle"
+
+    # -- chain pieces ---------------------------------------------------------------
+    def _source(self, chain: Chain, kind: str, origin: Origin) -> ChainStep:
+        fid = chain.source
+        program = self.program
+        until = chain.links[0].index if chain.links else origin.index
+        if kind == "held":
+            handle = program.handle_params.get(fid)
+            if handle is not None:
+                param = program.functions[fid].params[handle[0]]
+                name = self.rules.handle_types.get(handle[1], "transaction handle")
+                return self._step(fid, None, f"holds a {name}: parameter '{param[PARAM_NAME]}' is "
+                                             f"{param[PARAM_TYPE]} *  [rules: handle_types]")
+            begin = self._begin_before(fid, until)
+            if begin is not None:
+                target = program.targets[fid][begin]
+                if target[0] == T_BEGIN:
+                    return self._step(fid, begin, f"{target[2]}() takes a transaction handle  [rules: begin]")
+                return self._step(fid, begin, f"{self._call_name(fid, begin)}() returns with a transaction "
+                                              f"handle held  [derived: function summary]")
+            return self._step(fid, None, "a transaction handle is held")
+        if kind == "belief":
+            sites = sorted(i for i in self.a.origins.nofs_sites.get(fid, ()) if i <= until)
+            if sites:
+                index = sites[-1]
+                found = next(o for o in self.a.origins.by_function[fid] if o.index == index)
+                what = f"{found.allocator}() with {found.text}" if found.allocator else \
+                    f"passes {found.text} to {self._call_name(fid, index)}()"
+                return self._step(fid, index, f"{what}: NOFS is believed from here on")
+            return self._step(fid, None, "NOFS is believed here")
+        if kind == "scope":
+            opened = self._scope_before(fid, until)
+            if opened is not None:
+                return self._step(fid, opened[0], opened[1])
+            handle = program.handle_params.get(fid)
+            if handle is not None:
+                name = self.rules.handle_types.get(handle[1], "transaction handle")
+                return self._step(fid, None, f"holds a {name} (parameter '{program.functions[fid].params[handle[0]][PARAM_NAME]}'); "
+                                             f"its begin API opens a memalloc_nofs scope  [derived from the begin API's code]")
+            return self._step(fid, None, "a memalloc scope is open here")
+        return self._step(fid, None, st.describe(chain.source_state))
+
+    def _begin_before(self, fid: int, until: int | None) -> int | None:
+        """The last call before `until` that takes a handle (a begin API or a wrapper of one)."""
+        effects = self.a.effects
+        found = None
+        for index, target in enumerate(self.program.targets[fid]):
+            if until is not None and index > until:
+                break
+            if target[0] == T_BEGIN:
+                found = index
+            elif target[0] == T_FUNC and any(effects.summaries.get(c, st.IDENTITY).held > 0 for c in target[1]):
+                found = index
+        return found
+
+    def _scope_before(self, fid: int, until: int) -> tuple[int, str] | None:
+        effects = self.a.effects
+        found = None
+        for index, target in enumerate(self.program.targets[fid]):
+            if index > until:
+                break
+            if target[0] == T_SCOPE and self.rules.scopes[target[1]].op == "open":
+                found = (index, f"{target[1]}() opens a {self.rules.scopes[target[1]].kind} scope  [rules: scopes]")
+            elif target[0] in (T_FUNC, T_BEGIN) and any(
+                    effects.summaries.get(c, st.IDENTITY).nofs > 0 or effects.summaries.get(c, st.IDENTITY).noio > 0
+                    for c in target[1]):
+                found = (index, f"{self._call_name(fid, index)}() opens a memalloc scope that stays open "
+                                f"after it returns  [derived: function summary]")
+        return found
+
+    def _links(self, chain: Chain) -> list[ChainStep]:
+        steps = []
+        callees = [link.caller for link in chain.links[1:]]
+        for link, callee in zip(chain.links, callees + [None]):
+            steps.extend(self._link(link, callee))
+        return steps
+
+    def _link(self, link: Link, callee: int | None) -> list[ChainStep]:
+        program = self.program
+        target = program.targets[link.caller][link.index]
+        if link.binding is not None:
+            site = link.binding
+            bound = self._name(site.function)
+            param = program.functions[site.callee].params[site.arg][PARAM_NAME]
+            steps = [self._step(link.caller, link.index,
+                                f"passes {bound} to {self._name(site.callee)}() as '{param}'")]
+            invoke = next((i for i, t in enumerate(program.targets[site.callee])
+                           if t[0] == T_PARAM and t[1] == site.arg), None)
+            if invoke is not None:
+                steps.append(self._step(site.callee, invoke,
+                                        f"calls '{param}', bound to {bound} by that caller"))
+            return steps
+        name = self._name(callee) if callee is not None else self._call_name(link.caller, link.index)
+        if target[0] == T_INDIRECT:
+            how = "typed member" if target[3] == CONFIDENT else "member name only"
+            return [self._step(link.caller, link.index, f"calls {name}() through {target[2]}  [{how}]")]
+        if target[0] in (T_BEGIN, T_END):
+            return [self._step(link.caller, link.index, f"calls {target[2]}()")]
+        return [self._step(link.caller, link.index, f"calls {name}()")]
+
+    def _tail(self, check: Check, origin: Origin, use: Use | None) -> list[ChainStep]:
+        fid, index = origin.fid, origin.index
+        if origin.allocator:
+            return [self._step(fid, index, self._alloc_note(check, origin.allocator, origin.text))]
+        steps = [self._step(fid, index, f"passes {origin.text} to {self._call_name(fid, index)}()")]
+        if use is None:
+            return steps
+        for hop_fid, hop_index in use.hops:
+            steps.append(self._step(hop_fid, hop_index, f"passes the mask on to {self._call_name(hop_fid, hop_index)}()"))
+        text = self.program.functions[use.fid].calls[use.index][4]
+        steps.append(self._step(use.fid, use.index,
+                                self._alloc_note(check, use.allocator, "the mask passed down")))
+        del text
+        return steps
+
+    def _alloc_note(self, check: Check, allocator: str, mask: str) -> str:
+        if check.id in ("nofs-recursion", "nofs-inconsistent"):
+            return f"{allocator}() with {mask}: __GFP_FS and direct reclaim, no memalloc_nofs scope open"
+        if check.id == "nofs-redundant":
+            return f"{allocator}() with {mask} inside the scope"
+        return f"{allocator}() with {mask}"

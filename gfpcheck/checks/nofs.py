@@ -1,0 +1,176 @@
+"""The NOFS checks: findings from the contexts each mask origin is reached in.
+
+For every place a mask is written (an allocation, or a call passing the mask
+down), the states at the allocations it reaches decide the finding:
+
+- nofs-recursion: __GFP_FS reclaim with a handle held and no scope open;
+- nofs-inconsistent: __GFP_FS reclaim, unscoped, where NOFS is only believed;
+- nofs-redundant: an explicit NOFS mask with a scope open on every known path;
+- nofs-needless: an explicit NOFS mask on clean paths from system calls only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..facts import CALL_ARGS, PARAM_NAME, PARAM_TYPE
+from ..findings import Finding
+from ..link import T_INDIRECT, T_PARAM, Program
+from ..propagate import state as st
+from ..propagate.contexts import Contexts
+from ..propagate.effects import Effects
+from ..propagate.origins import FS_RECLAIM, NOFS, Origin, Origins, Use
+from ..propagate.witness import Chain, Witness
+from ..ruleset import Ruleset
+from .catalog import NOFS_INCONSISTENT, NOFS_NEEDLESS, NOFS_RECURSION, NOFS_REDUNDANT, Check
+from .evidence import Evidence
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the checks read; built by the pipeline."""
+
+    program: Program
+    rules: Ruleset
+    origins: Origins
+    effects: Effects
+    contexts: Contexts
+
+
+def run_checks(analysis: Analysis) -> list[Finding]:
+    """All NOFS findings, one per rule and reported call, sorted by place."""
+    return sorted(_Checker(analysis).findings(), key=Finding.sort_key)
+
+
+class _Checker:
+    def __init__(self, analysis: Analysis):
+        self.a = analysis
+        self.program = analysis.program
+        self.contexts = analysis.contexts
+        self.origins = analysis.origins
+        self.witness = Witness(analysis.program, analysis.contexts)
+        self.evidence = Evidence(analysis)
+        self._clean_callers: set[int] | None = None
+
+    def findings(self) -> Iterator[Finding]:
+        origins = self.origins
+        for fid in sorted(origins.by_function):
+            entry = self.contexts.reached.get(fid, 0)
+            if not entry:
+                continue
+            sites = self.contexts.site_states(fid, entry)
+            for origin in origins.by_function[fid]:
+                yield from self._fs_reclaim(origin, entry)
+                if origins.classify(origin.mask) == NOFS:
+                    yield from self._explicit_nofs(origin, entry, sites[origin.index])
+
+    # -- __GFP_FS allocations ----------------------------------------------------
+    def use_states(self, origin: Origin, use: Use, entry_mask: int) -> int:
+        """States at the allocation `use`, for the origin's function entered in `entry_mask`."""
+        contexts = self.contexts
+        mask = contexts.site_states(origin.fid, entry_mask)[origin.index]
+        if use.fid == origin.fid and use.index == origin.index and not use.hops:
+            return mask
+        for fid, index in use.hops:
+            mask = contexts.site_states(fid, mask)[index]
+        return contexts.site_states(use.fid, mask)[use.index]
+
+    def _fs_reclaim(self, origin: Origin, entry: int) -> Iterator[Finding]:
+        classify = self.origins.classify
+        recursion = inconsistent = None
+        for use in self.origins.uses(origin):
+            if classify(use.mask) != FS_RECLAIM:
+                continue
+            states = self.use_states(origin, use, entry)
+            if recursion is None and any(_held_unscoped(s) for s in st.members(states)):
+                recursion = use
+            if inconsistent is None and any(_believed_unscoped(s) for s in st.members(states)):
+                inconsistent = use
+        if recursion is not None:
+            chain = self.witness.find(
+                origin.fid,
+                lambda s: any(_held_unscoped(x) for x in st.members(self.use_states(origin, recursion, 1 << s))),
+                lambda s: st.held(s) == 0)
+            yield self._finding(NOFS_RECURSION, origin, recursion, chain, "held")
+        elif inconsistent is not None:
+            chain = self.witness.find(
+                origin.fid,
+                lambda s: any(_believed_unscoped(x)
+                              for x in st.members(self.use_states(origin, inconsistent, 1 << s))),
+                lambda s: not st.believed(s))
+            yield self._finding(NOFS_INCONSISTENT, origin, inconsistent, chain, "belief")
+
+    # -- explicit NOFS masks ---------------------------------------------------------
+    def _explicit_nofs(self, origin: Origin, entry: int, states: int) -> Iterator[Finding]:
+        if not states:
+            return
+        rules = self.a.rules
+        keeps_io = not origin.mask.is_clear(rules.io_bit)
+        members = list(st.members(states))
+        if keeps_io and all(st.scoped(s) for s in members):
+            chain = self.witness.find(origin.fid,
+                                      lambda s: all(st.scoped(x) for x in
+                                                    st.members(self.contexts.site_states(origin.fid, 1 << s)
+                                                               [origin.index])),
+                                      lambda s: not st.scoped(s))
+            yield self._finding(NOFS_REDUNDANT, origin, None, chain, "scope")
+        elif noio_everywhere(origin, rules, members):
+            chain = self.witness.find(origin.fid,
+                                      lambda s: all(st.noio_depth(x) for x in
+                                                    st.members(self.contexts.site_states(origin.fid, 1 << s)
+                                                               [origin.index])),
+                                      lambda s: not st.noio_depth(s))
+            yield self._finding(NOFS_REDUNDANT, origin, None, chain, "scope")
+        elif keeps_io and self._needless(origin, entry, members):
+            yield self._finding(NOFS_NEEDLESS, origin, None, None, "clean")
+
+    def _needless(self, origin: Origin, entry: int, states: list[int]) -> bool:
+        if any(st.held(s) or st.scoped(s) for s in states):
+            return False
+        if any(s != st.CLEAN for s in st.members(entry)):
+            return False
+        return origin.fid in self.clean_callers()
+
+    def clean_callers(self) -> set[int]:
+        """Functions reached from system calls whose every caller is known: nothing
+        reaches them from a function nobody calls, or through an escaped pointer."""
+        if self._clean_callers is None:
+            program = self.program
+            graph = program.graph
+            unknown_roots = {f for f in graph.nodes if graph.in_degree(f) == 0 and f not in program.entries}
+            unknown_roots |= program.address_taken
+            unknown = _reachable(graph, unknown_roots)
+            from_entries = _reachable(graph, program.entries)
+            self._clean_callers = from_entries - unknown
+        return self._clean_callers
+
+    # -- findings ------------------------------------------------------------------------
+    def _finding(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, kind: str) -> Finding:
+        return self.evidence.finding(check, origin, use, chain, kind)
+
+
+def noio_everywhere(origin: Origin, rules: Ruleset, states: list[int]) -> bool:
+    """A NOIO mask (IO cleared too) is redundant only inside noio scopes."""
+    return origin.mask.is_clear(rules.io_bit) and all(st.noio_depth(s) for s in states)
+
+
+def _held_unscoped(state: int) -> bool:
+    return st.held(state) > 0 and not st.scoped(state)
+
+
+def _believed_unscoped(state: int) -> bool:
+    return st.believed(state) and not st.scoped(state)
+
+
+def _reachable(graph, roots) -> set[int]:
+    seen = set(roots)
+    stack = list(roots)
+    succ = graph.succ
+    while stack:
+        fid = stack.pop()
+        for callee in succ[fid]:
+            if callee not in seen:
+                seen.add(callee)
+                stack.append(callee)
+    return seen

@@ -1,0 +1,534 @@
+"""Extraction: one C file's bytes in, its FileFacts out.
+
+`extract_file` is a pure function of (path, bytes, rules): it reads nothing
+else, so it runs in worker processes and its result can be cached by content.
+One tree-sitter query (queries/facts.scm) finds every node of interest; the
+captures are sorted by byte position and dealt to the function whose body
+contains them.  This is the hottest code of a whole-kernel scan, so it works
+on byte offsets and plain tuples wherever it can.
+"""
+
+from __future__ import annotations
+
+import marshal
+import re
+from bisect import bisect_right
+from operator import attrgetter, itemgetter
+
+from tree_sitter import Node, QueryCursor
+
+from ..facts import (DIRECT, EV_BREAK, EV_CALL, EV_CASE, EV_CONTINUE, EV_GOTO, EV_IF, EV_LABEL, EV_LOOP,
+                     EV_RETURN, EV_SWITCH, FIELD, OTHER, Binding, FileFacts, Function)
+from ..ruleset import Ruleset
+from .declarators import (argument_fact, base_type, declarator_name, function_declarator, parse_parameters,
+                          split_arguments, text)
+from .frontend import facts_query, parser
+from .macros import macro_calls
+
+__all__ = ["extract_file"]
+
+_FIELD_PATH = re.compile(r"\s*(->|\.)\s*")
+_STATEMENTS = (("if", EV_IF), ("loop", EV_LOOP), ("switch", EV_SWITCH), ("case", EV_CASE),
+               ("return", EV_RETURN), ("goto", EV_GOTO), ("label", EV_LABEL), ("break", EV_BREAK),
+               ("continue", EV_CONTINUE))
+_MAX_CONDITION = 160
+
+
+def extract_file(path: str, data: bytes, rules: Ruleset) -> FileFacts:
+    """Facts of one file.  Never raises on bad input: a file that cannot be
+    parsed at all comes back empty with `problem` saying why."""
+    try:
+        tree = parser().parse(data)
+    except Exception as exc:  # tree-sitter refuses some inputs outright
+        return FileFacts(path, (), (), (), (), (), 0, f"parse failed: {exc}")
+    return _Extractor(path, data, rules).run(tree.root_node)
+
+
+class _Scope:
+    """What is gathered for one function body before it becomes a Function."""
+
+    __slots__ = ("node", "start", "end", "body_start", "end_line", "name", "line", "column", "static",
+                 "entry", "returns_pointer", "return_type", "params", "events", "calls", "declarations",
+                 "field_assigns")
+
+    def __init__(self, node: Node, body: Node):
+        self.node = node
+        self.start = node.start_byte
+        self.end = body.end_byte
+        self.body_start = body.start_byte
+        self.end_line = body.end_point[0] + 1
+        self.events: list[tuple] = []
+        self.calls: list[tuple[int, Node, Node]] = []  # (end byte, callee, argument list)
+        self.declarations: list[Node] = []
+        self.field_assigns: list[Node] = []
+
+
+class _Extractor:
+    def __init__(self, path: str, src: bytes, rules: Ruleset):
+        self.path = path
+        self.src = src
+        self.rules = rules
+        self.results: dict[int, str] = {}  # callee start byte -> variable assigned the result
+        self.args_cache: dict[bytes, tuple] = {}
+
+    # -- driver ------------------------------------------------------------
+    def run(self, root: Node) -> FileFacts:
+        captures = QueryCursor(facts_query(self.rules)).captures(root)
+        scopes = self._scopes(captures)
+        starts = [s.start for s in scopes]
+        enclosing = _enclosing(scopes)
+
+        def owners(nodes):
+            """(scope or None, node) for each node, by the position of its start."""
+            for node in nodes:
+                pos = node.start_byte
+                i = bisect_right(starts, pos) - 1
+                while i >= 0 and pos >= scopes[i].end:
+                    i = enclosing[i]
+                yield (scopes[i] if i >= 0 else None), node
+
+        src = self.src
+        results = self.results
+        for node in captures.get("call_result", ()):
+            if node.type == "assignment_expression":
+                left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            else:
+                left, right = node.child_by_field_name("declarator"), node.child_by_field_name("value")
+            results[right.start_byte] = src[left.start_byte:left.end_byte].decode("utf-8", "replace")
+
+        file_calls = []
+        for scope, callee, args in self._call_parts(captures):
+            pos = callee.start_byte
+            i = bisect_right(starts, pos) - 1
+            while i >= 0 and pos >= scopes[i].end:
+                i = enclosing[i]
+            if i < 0:
+                file_calls.append((callee, args))
+            else:
+                scope = scopes[i]
+                if pos >= scope.body_start:
+                    scope.calls.append((args.end_byte, callee, args))
+        for name, kind in _STATEMENTS:
+            for scope, node in owners(captures.get(name, ())):
+                if scope is not None:
+                    scope.events.append(self._statement(kind, node))
+        global_declarations = []
+        for scope, node in owners(captures.get("declaration", ())):
+            if scope is None:
+                global_declarations.append(node)
+            else:
+                scope.declarations.append(node)
+        for scope, node in owners(captures.get("field_assign", ())):
+            if scope is not None:
+                scope.field_assigns.append(node)
+
+        functions = [self._function(scope) for scope in scopes]
+        functions.extend(self._macros(captures.get("macro", ())))
+        functions.sort(key=lambda f: (f.line, f.column, f.name))
+        bindings = self._init_bindings(captures.get("init_binding", ())) + self._binder_calls(file_calls)
+        structs, typedefs = self._types(captures.get("struct", ()), captures.get("typedef", ()))
+        return FileFacts(
+            path=self.path,
+            functions=tuple(functions),
+            bindings=tuple(sorted(bindings, key=lambda b: (b.line, b.function, b.field, b.key))),
+            structs=structs,
+            typedefs=typedefs,
+            globals=tuple(sorted(set(self._globals(global_declarations)))),
+            error_nodes=len(captures.get("error", ())),
+        )
+
+    def _call_parts(self, captures):
+        """(None, callee, argument list) of every call.  The query captures both
+        parts separately; a callee ends where its argument list begins, which
+        pairs them up without asking the tree for each call's children."""
+        callees = captures.get("call_fn", [])
+        arglists = captures.get("call_args", [])
+        callees.sort(key=_start_end)
+        arglists.sort(key=_start)
+        src = self.src
+        paired = len(callees) == len(arglists)
+        if paired:
+            for callee, args in zip(callees, arglists):
+                gap = args.start_byte - callee.end_byte
+                if gap < 0 or (gap and src[callee.end_byte:args.start_byte].strip()):
+                    paired = False
+                    break
+        if paired:
+            return ((None, c, a) for c, a in zip(callees, arglists))
+        return ((None, a.parent.child_by_field_name("function"), a) for a in arglists)
+
+    # -- functions -----------------------------------------------------------
+    def _scopes(self, captures) -> list[_Scope]:
+        scopes: list[_Scope] = []
+        for node in captures.get("function", ()):
+            body = node.child_by_field_name("body")
+            if body is None:
+                continue
+            scope = _Scope(node, body)
+            if self._definition_header(scope):
+                scopes.append(scope)
+        entries = sorted(captures.get("entry", ()), key=_start)
+        bodies = sorted(captures.get("entry_body", ()), key=_start)
+        for stmt, body in zip(entries, bodies):
+            scope = _Scope(stmt, body)
+            if self._entry_header(scope, stmt):
+                scopes.append(scope)
+        scopes.sort(key=lambda s: (s.start, -s.end))
+        return scopes
+
+    def _definition_header(self, scope: _Scope) -> bool:
+        node = scope.node
+        src = self.src
+        declarator = node.child_by_field_name("declarator")
+        type_node = node.child_by_field_name("type")
+        if declarator is None:
+            return False
+        scope.static = b"static" in src[node.start_byte:declarator.start_byte].split()
+        scope.entry = False
+        row, col = node.start_point
+        scope.line, scope.column = row + 1, col + 1
+        fdecl, pointer = function_declarator(declarator)
+        if fdecl is None:
+            # COMPAT_SYSCALL_DEFINE0(name) { ... } parses as type `MACRO`, declarator `(name)`
+            pattern = self.rules.entry_macros.get(text(src, type_node)) if type_node is not None else None
+            name = declarator_name(src, declarator)[0]
+            if pattern is None or not name:
+                return False
+            scope.name = pattern.format(name)
+            scope.entry = True
+            scope.returns_pointer, scope.return_type, scope.params = False, "long", ()
+            return True
+        name = declarator_name(src, fdecl.child_by_field_name("declarator"))[0]
+        if not name:
+            return False
+        scope.name = name
+        scope.returns_pointer = pointer > 0
+        scope.return_type = base_type(src, type_node)
+        plist = fdecl.child_by_field_name("parameters")
+        scope.params = parse_parameters(text(src, plist)[1:-1], plist.start_point[0] + 1) \
+            if plist is not None else ()
+        return True
+
+    def _entry_header(self, scope: _Scope, stmt: Node) -> bool:
+        src = self.src
+        call = stmt.named_children[0]
+        macro = text(src, call.child_by_field_name("function"))
+        pattern = self.rules.entry_macros.get(macro)
+        args_node = call.child_by_field_name("arguments")
+        if pattern is None or args_node is None:
+            return False
+        args = [a.strip() for a in split_arguments(text(src, args_node)[1:-1])]
+        if not args or not args[0].isidentifier():
+            return False
+        scope.name = pattern.format(args[0])
+        row, col = stmt.start_point
+        scope.line, scope.column = row + 1, col + 1
+        scope.static, scope.entry = False, True
+        scope.returns_pointer, scope.return_type = False, "long"
+        params = []
+        for i in range(1, len(args) - 1, 2):
+            ctype = args[i].replace("__user", " ").replace("const", " ")
+            params.append((args[i + 1], " ".join(ctype.replace("*", " ").split()), ctype.count("*"), scope.line))
+        scope.params = tuple(params)
+        return True
+
+    def _function(self, scope: _Scope) -> Function:
+        scope.calls.sort(key=_first)
+        make = self._call
+        calls = tuple(make(callee, args) for _end, callee, args in scope.calls)
+        flow = b""
+        events = scope.events
+        if events:
+            events.extend((end, EV_CALL, 0, 0, 0, index) for index, (end, _c, _a) in enumerate(scope.calls))
+            events.sort(key=_first)
+            flow = marshal.dumps(tuple(events))
+        needs_types = bool(scope.field_assigns) or any(c[1] == FIELD for c in calls)
+        local_types, mask_locals = self._locals(scope, needs_types) if scope.declarations else ((), ())
+        bindings = tuple(b for b in map(self._field_assign, scope.field_assigns) if b is not None)
+        return Function(scope.name, scope.line, scope.column, scope.end_line, scope.static, False, scope.entry,
+                        scope.returns_pointer, scope.return_type, scope.params, calls, flow, local_types,
+                        mask_locals, bindings)
+
+    def _call(self, callee: Node, args_node: Node) -> tuple:
+        src = self.src
+        start = callee.start_byte
+        row, col = callee.start_point
+        line, column = row + 1, col + 1
+        args: tuple = ()
+        inner = src[args_node.start_byte + 1:args_node.end_byte - 1]
+        if inner:
+            args = self.args_cache.get(inner)
+            if args is None:
+                args = tuple(map(argument_fact, split_arguments(inner.decode("utf-8", "replace"))))
+                self.args_cache[inner] = args
+        result = self.results.get(start, "")
+        kind = callee.type
+        if kind == "identifier":
+            return (src[start:callee.end_byte].decode("utf-8", "replace"), DIRECT, line, column, args, "", (),
+                    result)
+        if kind == "field_expression":
+            names = _FIELD_PATH.split(text(src, callee))[::2]
+            if all(map(str.isidentifier, names[1:])):
+                base = names[0] if names[0].isidentifier() else ""
+                return (names[-1], FIELD, line, column, args, base, tuple(names[1:-1]), result)
+        elif kind == "parenthesized_expression":
+            name = text(src, callee)[1:-1].strip().lstrip("*").strip()
+            if name.isidentifier():
+                return (name, DIRECT, line, column, args, "", (), result)
+        return ("", OTHER, line, column, args, "", (), result)
+
+    def _statement(self, kind: int, node: Node) -> tuple:
+        """A flow event; see facts.flow_events for the layout."""
+        start, end = node.start_byte, node.end_byte
+        if kind == EV_IF:
+            then = node.child_by_field_name("consequence")
+            if then is None:
+                return (start, kind, end, end, end, None)
+            condition = None
+            if then.start_byte - start <= _MAX_CONDITION:
+                condition = self.src[start + 2:then.start_byte].decode("utf-8", "replace").strip()
+            return (start, kind, then.start_byte, then.end_byte, end, condition)
+        if kind == EV_LOOP or kind == EV_SWITCH:
+            body = node.child_by_field_name("body")
+            if body is None:
+                return (start, kind, end, end, end, None)
+            return (start, kind, body.start_byte, body.end_byte, end, None)
+        if kind == EV_GOTO or kind == EV_LABEL:
+            label = node.child_by_field_name("label")
+            return (start, kind, end, end, end, text(self.src, label) if label is not None else "")
+        if kind == EV_RETURN:
+            value = None
+            if end - start <= _MAX_CONDITION:
+                value = " ".join(self.src[start + 6:end].decode("utf-8", "replace").rstrip(";").split())
+            return (start, kind, end, end, end, value)
+        return (start, kind, end, end, end, None)
+
+    # -- declarations --------------------------------------------------------
+    def _locals(self, scope: _Scope, needs_types: bool):
+        src = self.src
+        mask_types = self.rules.mask_types
+        types: list[tuple[str, str]] = []
+        masks: dict[str, list[str]] = {}
+        for decl in scope.declarations:
+            type_node = decl.child_by_field_name("type")
+            ctype = base_type(src, type_node)
+            is_mask = ctype in mask_types
+            if not is_mask and not needs_types:
+                continue
+            for d in decl.children_by_field_name("declarator"):
+                name, pointer, function = declarator_name(src, d)
+                if not name or function:
+                    continue
+                if is_mask:
+                    assigned = masks.setdefault(name, [])
+                    if d.type == "init_declarator":
+                        value = d.child_by_field_name("value")
+                        if value is not None:
+                            assigned.append(" ".join(text(src, value).split()))
+                elif pointer or type_node.type != "type_identifier":
+                    types.append((name, ctype))
+        if masks:
+            self._mask_assignments(scope, masks)
+        return tuple(types), tuple((n, tuple(v)) for n, v in masks.items())
+
+    def _mask_assignments(self, scope: _Scope, masks: dict[str, list[str]]) -> None:
+        """`gfp = ...`, `gfp |= ...` on the function's mask-typed locals."""
+        src = self.src
+        body = scope.node.child_by_field_name("body") if scope.node.type == "function_definition" \
+            else scope.node.next_named_sibling
+        stack = [body]
+        while stack:
+            node = stack.pop()
+            if node is None:
+                continue
+            if node.type == "assignment_expression":
+                left = node.child_by_field_name("left")
+                if left is not None and left.type == "identifier":
+                    name = text(src, left)
+                    if name in masks:
+                        op = text(src, node.child_by_field_name("operator")).strip()
+                        value = " ".join(text(src, node.child_by_field_name("right")).split())
+                        if op == "=":
+                            masks[name].append(value)
+                        elif op in ("|=", "&=", "^="):
+                            masks[name].append(f"{name} {op[0]} ({value})")
+            stack.extend(node.named_children)
+
+    def _globals(self, declarations: list[Node]):
+        src = self.src
+        for decl in declarations:
+            type_node = decl.child_by_field_name("type")
+            ctype = base_type(src, type_node)
+            if not ctype:
+                continue
+            for d in decl.children_by_field_name("declarator"):
+                name, pointer, function = declarator_name(src, d)
+                if name and not function and (pointer or type_node.type != "type_identifier"):
+                    yield (name, ctype)
+
+    def _types(self, struct_nodes, typedef_nodes):
+        src = self.src
+        structs: dict[str, dict[str, str]] = {}
+        for node in struct_nodes:
+            fields = structs.setdefault(base_type(src, node), {})
+            self._fields(node.child_by_field_name("body"), fields)
+        typedefs: dict[str, str] = {}
+        for node in typedef_nodes:
+            type_node = node.child_by_field_name("type")
+            if type_node is None:
+                continue
+            ctype = base_type(src, type_node)
+            for d in node.children_by_field_name("declarator"):
+                alias, pointer, function = declarator_name(src, d)
+                if not alias or function or pointer:
+                    continue
+                if not ctype and type_node.type in ("struct_specifier", "union_specifier"):
+                    # typedef struct { ... } alias;  the alias is the struct's only name
+                    self._fields(type_node.child_by_field_name("body"), structs.setdefault(alias, {}))
+                    typedefs[alias] = alias
+                elif ctype and ctype != alias:
+                    typedefs[alias] = ctype
+        return (tuple(sorted((s, tuple(sorted(f.items()))) for s, f in structs.items() if f)),
+                tuple(sorted(typedefs.items())))
+
+    def _fields(self, body: Node | None, fields: dict[str, str]) -> None:
+        if body is None:
+            return
+        src = self.src
+        for member in body.named_children:
+            if member.type != "field_declaration":
+                continue
+            type_node = member.child_by_field_name("type")
+            if type_node is None:
+                continue
+            declarators = member.children_by_field_name("declarator")
+            if not declarators and type_node.type in ("struct_specifier", "union_specifier"):
+                self._fields(type_node.child_by_field_name("body"), fields)  # anonymous member
+                continue
+            if type_node.type not in ("struct_specifier", "union_specifier", "type_identifier"):
+                continue
+            ctype = base_type(src, type_node)
+            if not ctype:
+                continue
+            for d in declarators:
+                name, _, function = declarator_name(src, d)
+                if name and not function:
+                    fields[name] = ctype
+
+    # -- bindings ------------------------------------------------------------
+    def _init_bindings(self, nodes) -> list[Binding]:
+        src = self.src
+        out = []
+        for node in nodes:
+            value = node.child_by_field_name("value")
+            if value.type == "pointer_expression":
+                value = value.child_by_field_name("argument")
+            function = text(src, value)
+            if function.isupper():
+                continue  # a constant, not a function
+            field = text(src, node.child_by_field_name("designator")).lstrip(".").strip()
+            out.append(Binding(function, node.start_point[0] + 1, field=field,
+                               struct=self._initialized_type(node)))
+        return out
+
+    def _initialized_type(self, pair: Node) -> str:
+        """The struct type an initializer_pair belongs to, when a declaration names it."""
+        node = pair.parent
+        while node is not None and node.type == "initializer_list":
+            parent = node.parent
+            if parent is None or parent.type != "initializer_list":
+                break
+            node = parent
+        parent = node.parent if node is not None else None
+        if parent is None:
+            return ""
+        if parent.type == "init_declarator":
+            decl = parent.parent
+            if decl is not None and decl.type == "declaration":
+                return base_type(self.src, decl.child_by_field_name("type"))
+        elif parent.type == "compound_literal_expression":
+            descriptor = parent.child_by_field_name("type")
+            if descriptor is not None:
+                return base_type(self.src, descriptor.child_by_field_name("type"))
+        return ""
+
+    def _field_assign(self, node: Node) -> Binding | None:
+        src = self.src
+        right = node.child_by_field_name("right")
+        if right.type == "pointer_expression":
+            right = right.child_by_field_name("argument")
+        function = text(src, right)
+        if function.isupper():
+            return None
+        names = _FIELD_PATH.split(text(src, node.child_by_field_name("left")))[::2]
+        if not all(map(str.isidentifier, names[1:])):
+            return None
+        base = names[0] if names[0].isidentifier() else ""
+        return Binding(function, node.start_point[0] + 1, field=names[-1], base=base,
+                       path=tuple(names[1:-1]))
+
+    def _binder_calls(self, calls) -> list[Binding]:
+        binders = self.rules.binders
+        if not binders:
+            return []
+        src = self.src
+        out = []
+        for callee, args_node in calls:
+            if callee.type != "identifier":
+                continue
+            binder = binders.get(text(src, callee))
+            if binder is None:
+                continue
+            args = [a.strip() for a in split_arguments(text(src, args_node)[1:-1])]
+            if binder.function_arg >= len(args):
+                continue
+            function = args[binder.function_arg].lstrip("&").strip()
+            if not function.isidentifier():
+                continue
+            try:
+                key = binder.key.format(*args)
+            except IndexError:
+                continue
+            out.append(Binding(function, callee.start_point[0] + 1, key=key))
+        return out
+
+    def _macros(self, nodes) -> list[Function]:
+        src = self.src
+        out = []
+        for node in nodes:
+            name_node = node.child_by_field_name("name")
+            value = node.child_by_field_name("value")
+            if name_node is None or value is None:
+                continue
+            row, col = value.start_point
+            line, column = row + 1, col + 1
+            calls = macro_calls(text(src, value), line, column)
+            if not calls:
+                continue
+            params_node = node.child_by_field_name("parameters")
+            params = tuple((text(src, p), "", 0, line)
+                           for p in (params_node.named_children if params_node is not None else ())
+                           if p.type == "identifier")
+            out.append(Function(text(src, name_node), node.start_point[0] + 1, 1,
+                                node.end_point[0] + 1, False, True, False, False, "", params, calls, b"",
+                                (), (), ()))
+        return out
+
+
+_first = itemgetter(0)
+
+
+_start = attrgetter("start_byte")
+_start_end = attrgetter("start_byte", "end_byte")
+
+
+def _enclosing(scopes: list[_Scope]) -> list[int]:
+    """For each scope (sorted by start), the index of the scope around it, or -1."""
+    out = []
+    stack: list[int] = []
+    for i, scope in enumerate(scopes):
+        while stack and scopes[stack[-1]].end <= scope.start:
+            stack.pop()
+        out.append(stack[-1] if stack else -1)
+        stack.append(i)
+    return out

@@ -1,0 +1,132 @@
+"""What extraction knows about one source file: plain, immutable, picklable data.
+
+Extraction is per file and never looks at another file; everything that needs
+the whole tree (which function a name means, what a field call reaches) is
+decided later by linking.
+
+A kernel tree yields millions of call sites, so the two most numerous records
+are plain tuples read through the index constants below, and a function's
+control flow is kept encoded until an analysis asks for it.  `encode` and
+`decode` turn a FileFacts into bytes and back (marshal: fast, and exact for
+these types); the bytes are what the cache stores and workers send.
+"""
+
+from __future__ import annotations
+
+import marshal
+from typing import NamedTuple
+
+# -- call sites: (name, kind, line, column, args, base, path, result) ---------
+CALL_NAME = 0  # called identifier; for FIELD calls the field; "" for OTHER
+CALL_KIND = 1
+CALL_LINE = 2
+CALL_COLUMN = 3
+CALL_ARGS = 4  # per argument: its text where it may matter (a name, or gfp text), else None
+CALL_BASE = 5  # FIELD: variable the access starts from ("" when not a plain name)
+CALL_PATH = 6  # FIELD: fields between the base and the called field
+CALL_RESULT = 7  # variable the result is assigned to, ""
+CallSite = tuple
+
+DIRECT = 0  # name(...): a function, a macro, a parameter holding a function
+FIELD = 1  # base->path.name(...): a function pointer in a struct
+OTHER = 2  # (*table[i])(...), f()(...): nothing to resolve
+
+# -- parameters: (name, type, pointer, line) -----------------------------------
+PARAM_NAME = 0
+PARAM_TYPE = 1  # base type: "struct btrfs_trans_handle", "handle_t", "gfp_t"
+PARAM_POINTER = 2  # levels of indirection: 1 for `handle_t *h`
+PARAM_LINE = 3
+Param = tuple
+
+
+class Binding(NamedTuple):
+    """A function stored where an indirect call can find it.
+
+    `.field = fn` in an initializer of `struct`; `base->path.field = fn` at run
+    time (struct unknown until linking types `base`); or `BINDER(..., fn)` with
+    a dispatch `key`.
+    """
+
+    function: str
+    line: int
+    field: str = ""
+    struct: str = ""
+    base: str = ""
+    path: tuple[str, ...] = ()
+    key: str = ""
+
+
+class Function(NamedTuple):
+    """A function definition, or a function-like macro whose body calls something."""
+
+    name: str
+    line: int
+    column: int
+    end_line: int
+    static: bool
+    macro: bool
+    entry: bool  # defined through an entry macro (SYSCALL_DEFINEn)
+    returns_pointer: bool
+    return_type: str
+    params: tuple[Param, ...]
+    calls: tuple[CallSite, ...]  # in evaluation order
+    # Statements that shape control flow, marshal-encoded (see flow_events);
+    # b"" when the body is straight-line code.
+    flow: bytes
+    locals: tuple[tuple[str, str], ...]  # (name, base type) of struct-typed locals
+    mask_locals: tuple[tuple[str, tuple[str, ...]], ...]  # mask-typed local -> expressions assigned
+    bindings: tuple[Binding, ...]  # x->f = fn inside the body
+
+
+class FileFacts(NamedTuple):
+    path: str  # relative to the scanned root, "/" separators
+    functions: tuple[Function, ...]
+    bindings: tuple[Binding, ...]  # file-scope initializers and binder macros
+    structs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # struct -> ((field, type), ...)
+    typedefs: tuple[tuple[str, str], ...]  # alias -> type
+    globals: tuple[tuple[str, str], ...]  # variable -> type
+    error_nodes: int  # ERROR nodes in the parse
+    problem: str = ""  # why the file was degraded or skipped, "" when fine
+
+
+# -- flow events ----------------------------------------------------------------
+# Function.flow decodes to a tuple of events (key, kind, a, b, c, payload),
+# sorted by key: a call's key is its end byte (inner calls finish first), a
+# statement's its start byte.  a/b/c are the byte boundaries of the
+# statement's parts (see propagate.flowtree) and payload the call index,
+# the label, an `if` condition's text, or what a `return` returns.
+EV_CALL = 0
+EV_RETURN = 1
+EV_GOTO = 2
+EV_LABEL = 3
+EV_IF = 4
+EV_LOOP = 5
+EV_SWITCH = 6
+EV_CASE = 7
+EV_BREAK = 8
+EV_CONTINUE = 9
+
+
+def flow_events(function: Function) -> tuple:
+    """The function's statement and call events, or () for straight-line code."""
+    return marshal.loads(function.flow) if function.flow else ()
+
+
+def encode(facts: FileFacts) -> bytes:
+    """Bytes for the cache and for workers to hand back; `decode` inverts it."""
+    functions = tuple(tuple(f[:-1]) + (tuple(map(tuple, f.bindings)),) for f in facts.functions)
+    plain = (facts.path, functions, tuple(map(tuple, facts.bindings)), facts.structs, facts.typedefs,
+             facts.globals, facts.error_nodes, facts.problem)
+    return marshal.dumps(plain)
+
+
+def decode(data: bytes) -> FileFacts:
+    """Inverse of encode; raises ValueError (or EOFError, TypeError) on bytes it did not make."""
+    path, functions, bindings, structs, typedefs, globals_, error_nodes, problem = marshal.loads(data)
+    new = tuple.__new__
+    return FileFacts(
+        path,
+        tuple(new(Function, f[:-1] + (tuple(new(Binding, b) for b in f[-1]),)) for f in functions),
+        tuple(new(Binding, b) for b in bindings),
+        structs, typedefs, globals_, error_nodes, problem,
+    )

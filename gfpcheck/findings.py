@@ -1,0 +1,62 @@
+"""What a scan reports: findings with their evidence, and the scan's figures."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """One step of the evidence: a place in a function and what it contributes."""
+
+    function: str
+    file: str
+    line: int
+    column: int
+    note: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str  # "error" | "warning" | "note"
+    file: str  # relative to the scanned root, "/" separators
+    line: int
+    column: int
+    function: str
+    allocator: str
+    gfp: str  # the mask as written at the reported call
+    message: str
+    chain: tuple[ChainStep, ...]  # from the context's source to the allocation
+    confidence: str  # "high" | "medium" | "low"
+    fingerprint: str = ""  # stable across unrelated edits: no line numbers in it
+
+    def sort_key(self) -> tuple:
+        return (self.file, self.line, self.column, self.rule, self.gfp, self.message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Figures of one scan; `seconds` per stage."""
+
+    files: int = 0
+    files_with_parse_errors: int = 0
+    files_skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    files_degraded: dict[str, int] = field(default_factory=dict)  # reason -> count
+    functions: int = 0
+    macros: int = 0
+    call_sites: int = 0
+    direct_calls: int = 0
+    direct_resolved: int = 0
+    indirect_calls: int = 0
+    indirect_resolved: int = 0
+    call_edges: int = 0
+    allocation_sites: int = 0
+    cache_hits: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Propagation: summaries, flow-sensitive states and context reachability."""

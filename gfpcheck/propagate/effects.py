@@ -1,0 +1,211 @@
+"""What each call does to the allocation context.
+
+The rules name the primitive APIs (memalloc_nofs_save/restore, transaction
+begin/end).  Every other function gets a summary, computed bottom-up from
+its own flow: a function that opens a scope it does not close (jbd2's
+start_this_handle) opens it in its caller; one that takes a handle and
+returns it (a wrapper such as __ext4_journal_start_sb) takes a handle in its
+caller.  A summary is read at the function's success return (`return 0;`,
+`return handle;`; see flow._final), never at `return -ENOMEM;` or
+`return ERR_PTR(err);`; the branch where a begin or open failed
+(`if (IS_ERR(trans))`, `if (err)`) is set aside even when it reaches that
+return, and the remaining paths must agree.  A failure path that leaves
+something open, or a correlation the flow cannot see
+(`if (start) begin(); ... if (start) end();`), never decides what callers see.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import networkx as nx
+
+from ..link import T_BEGIN, T_END, T_FUNC, T_SCOPE, Program
+from ..ruleset import Ruleset
+from . import state as st
+from .flow import Failure, Transfer, run_flow
+from .flowtree import TEST_ERR, TEST_NOT, TEST_NOT_ERR, TEST_TRUTHY, build_tree
+from .origins import Origins
+
+_SCC_ROUNDS = 4
+_NEUTRAL = st.make(1, 1, 1)  # depths that can move both ways when a summary is measured
+
+
+class Effects:
+    """Per call site effects, function summaries and handle-parameter entry effects."""
+
+    def __init__(self, program: Program, rules: Ruleset, origins: Origins):
+        self.program = program
+        self.rules = rules
+        self.origins = origins
+        self._trees: dict[int, tuple] = {}
+        self.summaries: dict[int, st.Effect] = {}
+        self._compute_summaries()
+        self.implied = self._implied_scopes()
+        self._plain: dict[int, bool] = {}
+
+    # -- flow of one function ---------------------------------------------------
+    def tree(self, fid: int) -> tuple:
+        tree = self._trees.get(fid)
+        if tree is None:
+            tree = build_tree(self.program.functions[fid], self.rules)
+            self._trees[fid] = tree
+        return tree
+
+    def site_effects(self, fid: int, index: int, summary: bool) -> tuple[st.Effect, ...] | None:
+        """Alternative effects of call `index` of `fid`; None when it changes nothing.
+
+        In context mode (`summary` false) a call that writes an explicit NOFS
+        mask also makes NOFS believed from there on; belief never flows back
+        to callers, so summaries leave it out."""
+        program = self.program
+        target = program.targets[fid][index]
+        kind = target[0]
+        effects: tuple[st.Effect, ...] | None = None
+        if kind == T_SCOPE:
+            api = self.rules.scopes[target[1]]
+            step = 1 if api.op == "open" else -1
+            effects = (st.Effect(nofs=step) if api.kind == "nofs" else st.Effect(noio=step),)
+        elif kind == T_BEGIN or kind == T_END:
+            held = 1 if kind == T_BEGIN else -1
+            bodies = [self.summaries.get(callee, st.IDENTITY) for callee in target[1]] or [st.IDENTITY]
+            effects = tuple(sorted({st.Effect(held, b.nofs, b.noio) for b in bodies}))
+        elif kind == T_FUNC:
+            found = {self.summaries.get(callee, st.IDENTITY) for callee in target[1]}
+            if found != {st.IDENTITY}:
+                effects = tuple(sorted(found))
+        if not summary and index in self.origins.nofs_sites.get(fid, ()):
+            effects = tuple(e._replace(belief=True) for e in (effects or (st.IDENTITY,)))
+        return effects
+
+    def transfer(self, fid: int, summary: bool) -> Transfer:
+        cache: dict[int, tuple[st.Effect, ...] | None] = {}
+
+        def transfer(index: int, mask: int) -> int:
+            if index not in cache:
+                cache[index] = self.site_effects(fid, index, summary)
+            effects = cache[index]
+            return mask if effects is None else st.apply_effects(effects, mask)
+        return transfer
+
+    def failure(self, fid: int) -> Failure:
+        """Which branch of `if (<test of v>)` is the one where the call that set v failed."""
+        program = self.program
+
+        def failure(test: str, index: int) -> str | None:
+            target = program.targets[fid][index]
+            if target[0] == T_BEGIN:
+                returns_handle = self.rules.begin[target[2]].result == "handle"
+            elif target[0] == T_FUNC and any(c in self.summaries for c in target[1]):
+                returns_handle = any(program.functions[c].returns_pointer for c in target[1])
+            else:
+                return None
+            if test == TEST_ERR:
+                return "then"
+            if test == TEST_NOT_ERR:
+                return "else"
+            if test == TEST_NOT:
+                return "then" if returns_handle else "else"
+            if test == TEST_TRUTHY:
+                return "else" if returns_handle else "then"
+            return None
+        return failure
+
+    def is_plain(self, fid: int) -> bool:
+        """No call of the function changes the context: every call runs in the entry states."""
+        plain = self._plain.get(fid)
+        if plain is None:
+            calls = len(self.program.functions[fid].calls)
+            plain = all(self.site_effects(fid, i, summary=False) is None for i in range(calls))
+            self._plain[fid] = plain
+        return plain
+
+    # -- entry ------------------------------------------------------------------------
+    def entry(self, fid: int, state: int) -> int:
+        """The state inside a function entered in `state`: a handle parameter means a
+        handle is held, and a handle whose begin API opens a scope means that scope."""
+        handle = self.program.handle_params.get(fid)
+        if handle is None:
+            return state
+        implied = self.implied.get(handle[1], st.IDENTITY)
+        return st.make(max(st.held(state), 1),
+                       max(st.nofs_depth(state), 1 if implied.nofs > 0 else 0),
+                       max(st.noio_depth(state), 1 if implied.noio > 0 else 0),
+                       st.believed(state))
+
+    # -- summaries ------------------------------------------------------------------------
+    def _compute_summaries(self) -> None:
+        program = self.program
+        graph = program.graph
+        seeds = set()
+        for fid, row in enumerate(program.targets):
+            if any(t[0] in (T_SCOPE, T_BEGIN, T_END) for t in row):
+                seeds.add(fid)
+        # functions that can reach a primitive through direct calls
+        candidates = set(seeds)
+        stack = list(seeds)
+        while stack:
+            fid = stack.pop()
+            for caller, data in graph.pred[fid].items():
+                if data["kind"] == "call" and caller not in candidates:
+                    candidates.add(caller)
+                    stack.append(caller)
+        sub = nx.DiGraph()
+        sub.add_nodes_from(candidates)
+        sub.add_edges_from((u, v) for u in candidates for v, d in graph.succ[u].items()
+                           if d["kind"] == "call" and v in candidates)
+        dag = nx.condensation(sub)
+        order = list(nx.lexicographical_topological_sort(dag, key=lambda c: min(dag.nodes[c]["members"])))
+        for component in reversed(order):
+            members = sorted(dag.nodes[component]["members"])
+            for _ in range(_SCC_ROUNDS):
+                changed = False
+                for fid in members:
+                    effect = self._measure(fid)
+                    if effect != self.summaries.get(fid, st.IDENTITY):
+                        if effect == st.IDENTITY:
+                            self.summaries.pop(fid, None)
+                        else:
+                            self.summaries[fid] = effect
+                        changed = True
+                if not changed or len(members) == 1:
+                    break
+
+    def _measure(self, fid: int) -> st.Effect:
+        """Net effect of a function on its caller's context (see module docstring)."""
+        function = self.program.functions[fid]
+        if not function.calls:
+            return st.IDENTITY
+        if all(self.site_effects(fid, i, summary=True) is None for i in range(len(function.calls))):
+            return st.IDENTITY
+        result = run_flow(self.tree(fid), function.calls, st.single(_NEUTRAL), self.transfer(fid, summary=True),
+                          self.failure(fid), mark_failures=True,
+                          void=function.return_type == "void" and not function.returns_pointer)
+        return _combine({(st.held(s) - 1, st.nofs_depth(s) - 1, st.noio_depth(s) - 1)
+                         for s in st.members(result.final) if not st.failed(s)})
+
+    def _implied_scopes(self) -> dict[str, st.Effect]:
+        """For each handle type: the scope its begin APIs open, as measured from their code."""
+        implied: dict[str, st.Effect] = {}
+        program = self.program
+        names = defaultdict(list)
+        for fid, function in enumerate(program.functions):
+            names[function.name].append(fid)
+        for api in self.rules.begin.values():
+            for fid in names.get(api.name, ()):
+                effect = self.summaries.get(fid, st.IDENTITY)
+                known = implied.get(api.handle_type, st.IDENTITY)
+                implied[api.handle_type] = st.Effect(0, max(known.nofs, effect.nofs), max(known.noio, effect.noio))
+        return {t: e for t, e in implied.items() if e.nofs > 0 or e.noio > 0}
+
+
+def _combine(changes: set[tuple[int, int, int]]) -> st.Effect:
+    """The net change along the final return's non-failure paths, when they agree.
+
+    Paths that disagree (`if (start) begin(); ... if (start) end();` seen without
+    the correlation) leave no net effect.  Each change is capped at one level,
+    so recursion cannot inflate it."""
+    if len(changes) != 1:
+        return st.IDENTITY
+    (change,) = changes
+    return st.Effect(*(max(-1, min(1, d)) for d in change))

@@ -1,0 +1,204 @@
+"""Where masks are written, and which allocations a mask passed down reaches.
+
+An origin is a call whose argument spells out a mask (`kmalloc(n, GFP_NOFS)`,
+`alloc_foo(x, GFP_KERNEL)`), or an allocator that implies one (`vmalloc`).
+A mask passed to a parameter is followed into the callee, through any
+number of forwarding calls, to the allocations that use it; that is where
+the mask takes effect, and the origin is where a finding is reported.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterator, NamedTuple
+
+from ..facts import CALL_ARGS, PARAM_NAME
+from ..link import T_ALLOC, T_BEGIN, T_END, T_FUNC, Program
+from ..masks import UNKNOWN, Mask
+from ..ruleset import Ruleset
+
+MAX_FORWARD_DEPTH = 6
+
+# Mask classes
+FS_RECLAIM = "fs"  # may enter direct reclaim with __GFP_FS: can recurse into a filesystem
+NOFS = "nofs"  # __GFP_FS cleared on purpose (GFP_NOFS, GFP_NOIO, ... & ~__GFP_FS), not opportunistically
+OTHER = "other"
+
+
+class Origin(NamedTuple):
+    fid: int
+    index: int  # call index
+    arg: int  # argument holding the mask; -1 when the allocator implies it
+    text: str  # the mask as written, or the implied mask's name
+    mask: Mask
+    allocator: str  # the allocator called here; "" when the mask is passed on
+
+
+class Use(NamedTuple):
+    """An allocation a passed-down mask reaches."""
+
+    fid: int
+    index: int
+    allocator: str
+    mask: Mask
+    hops: tuple[tuple[int, int], ...]  # (function, call index) of each forwarding call after the origin
+
+
+class Origins:
+    """Mask origins of every function, and how masks flow through parameters."""
+
+    def __init__(self, program: Program, rules: Ruleset):
+        self.program = program
+        self.rules = rules
+        self.algebra = rules.algebra
+        self._envs: dict[int, dict[str, Mask]] = {}
+        self.mask_params = self._mask_params()
+        self.by_function: dict[int, tuple[Origin, ...]] = {}
+        for fid in range(len(program.functions)):
+            found = tuple(self._find(fid))
+            if found:
+                self.by_function[fid] = found
+        # call sites that write an explicit NOFS mask: from there on, NOFS is believed
+        self.nofs_sites: dict[int, frozenset[int]] = {}
+        for fid, origins in self.by_function.items():
+            sites = frozenset(o.index for o in origins if self.classify(o.mask) == NOFS)
+            if sites:
+                self.nofs_sites[fid] = sites
+
+    # -- classification ------------------------------------------------------
+    def classify(self, mask: Mask) -> str:
+        rules = self.rules
+        if mask.is_set(rules.fs_bit) and mask.is_set(rules.reclaim_bit):
+            return FS_RECLAIM
+        if mask.is_clear(rules.fs_bit) and not mask.is_clear(rules.reclaim_bit) \
+                and not mask.is_set(rules.opportunistic_bits):
+            return NOFS
+        return OTHER
+
+    # -- masks written in a function ---------------------------------------------
+    def env(self, fid: int) -> dict[str, Mask]:
+        """Values of the function's mask-typed locals (every assignment joined)."""
+        env = self._envs.get(fid)
+        if env is None:
+            env = {}
+            params = {p[PARAM_NAME] for p in self.program.functions[fid].params}
+            for name, values in self.program.functions[fid].mask_locals:
+                value = None
+                for text in values:
+                    if self._free(text) & params:
+                        value = UNKNOWN  # set from a parameter: known only per caller
+                        break
+                    current = self.algebra.try_evaluate(text, env)
+                    value = current if value is None else value.join(current)
+                env[name] = value if value is not None else UNKNOWN
+            self._envs[fid] = env
+        return env
+
+    def _free(self, text: str) -> frozenset[str]:
+        if text.isidentifier():
+            return frozenset() if text in self.algebra.names else frozenset((text,))
+        return self.algebra.free_names(text)
+
+    def _find(self, fid: int) -> Iterator[Origin]:
+        program = self.program
+        function = program.functions[fid]
+        rules = self.rules
+        algebra = self.algebra
+        params = {p[PARAM_NAME] for p in function.params if p[PARAM_NAME]}
+        for index, (call, target) in enumerate(zip(function.calls, program.targets[fid])):
+            kind = target[0]
+            args = call[CALL_ARGS]
+            if kind == T_ALLOC:
+                allocator = rules.allocators[target[1]]
+                if allocator.implied is not None:
+                    yield Origin(fid, index, -1, allocator.implied, rules.implied_mask(allocator), allocator.name)
+                    continue
+                if allocator.gfp_arg >= len(args) or args[allocator.gfp_arg] is None:
+                    continue
+                text = args[allocator.gfp_arg]
+                if self._free(text) & params:
+                    continue  # the caller decides
+                mask = algebra.try_evaluate(text, self.env(fid))
+                if self.classify(mask) != OTHER:
+                    yield Origin(fid, index, allocator.gfp_arg, text, mask, allocator.name)
+            elif kind in (T_FUNC, T_BEGIN, T_END):
+                for arg, text in enumerate(args):
+                    if text is None or not any(arg in self.mask_params.get(c, ()) for c in target[1]):
+                        continue
+                    if self._free(text) & params or not (algebra.is_mask_text(text) or text in self.env(fid)):
+                        continue
+                    mask = algebra.try_evaluate(text, self.env(fid))
+                    if self.classify(mask) != OTHER:
+                        yield Origin(fid, index, arg, text, mask, "")
+
+    # -- parameters that carry masks -------------------------------------------------
+    def _mask_params(self) -> dict[int, frozenset[int]]:
+        """Parameters each function uses as an allocation mask, itself or by passing them on."""
+        program = self.program
+        rules = self.rules
+        uses: dict[int, set[int]] = defaultdict(set)
+        forwards: list[tuple[int, int, tuple[int, ...], int]] = []
+        for fid, function in enumerate(program.functions):
+            params = {p[PARAM_NAME]: i for i, p in enumerate(function.params) if p[PARAM_NAME]}
+            if not params:
+                continue
+            for call, target in zip(function.calls, program.targets[fid]):
+                kind = target[0]
+                args = call[CALL_ARGS]
+                if kind == T_ALLOC:
+                    allocator = rules.allocators[target[1]]
+                    if allocator.gfp_arg is not None and allocator.gfp_arg < len(args) and args[allocator.gfp_arg]:
+                        for name in self._free(args[allocator.gfp_arg]) & params.keys():
+                            uses[fid].add(params[name])
+                elif kind in (T_FUNC, T_BEGIN, T_END):
+                    for arg, text in enumerate(args):
+                        if text:
+                            for name in self._free(text) & params.keys():
+                                forwards.append((fid, params[name], target[1], arg))
+        changed = True
+        while changed:
+            changed = False
+            for fid, param, callees, arg in forwards:
+                if param not in uses.get(fid, ()) and any(arg in uses.get(c, ()) for c in callees):
+                    uses[fid].add(param)
+                    changed = True
+        return {fid: frozenset(p) for fid, p in uses.items() if p}
+
+    def uses(self, origin: Origin) -> Iterator[Use]:
+        """Allocations an origin's mask reaches; for a direct allocation, itself."""
+        if origin.allocator:
+            yield Use(origin.fid, origin.index, origin.allocator, origin.mask, ())
+            return
+        target = self.program.targets[origin.fid][origin.index]
+        for callee in target[1]:
+            if origin.arg in self.mask_params.get(callee, ()):
+                yield from self._follow(callee, origin.arg, origin.mask, (), set())
+
+    def _follow(self, fid: int, param: int, value: Mask, hops: tuple, seen: set) -> Iterator[Use]:
+        if (fid, param) in seen or len(hops) >= MAX_FORWARD_DEPTH:
+            return
+        seen = seen | {(fid, param)}
+        program = self.program
+        function = program.functions[fid]
+        name = function.params[param][PARAM_NAME]
+        env = dict(self.env(fid))
+        env[name] = value
+        rules = self.rules
+        for index, (call, target) in enumerate(zip(function.calls, program.targets[fid])):
+            kind = target[0]
+            args = call[CALL_ARGS]
+            if kind == T_ALLOC:
+                allocator = rules.allocators[target[1]]
+                if allocator.gfp_arg is None or allocator.gfp_arg >= len(args):
+                    continue
+                text = args[allocator.gfp_arg]
+                if text and name in self._free(text):
+                    yield Use(fid, index, allocator.name, self.algebra.try_evaluate(text, env), hops)
+            elif kind in (T_FUNC, T_BEGIN, T_END):
+                for arg, text in enumerate(args):
+                    if not text or name not in self._free(text):
+                        continue
+                    passed = self.algebra.try_evaluate(text, env)
+                    for callee in target[1]:
+                        if arg in self.mask_params.get(callee, ()):
+                            yield from self._follow(callee, arg, passed, hops + ((fid, index),), seen)

@@ -1,0 +1,1 @@
+"""Reporters: pure renderers from findings (and the check catalog) to text."""

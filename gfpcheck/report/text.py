@@ -1,0 +1,31 @@
+"""Compiler-style text: `path:line:col: severity: message [rule]`, then the chain."""
+
+from __future__ import annotations
+
+from ..findings import Finding, Stats
+
+
+def render(findings: list[Finding] | tuple[Finding, ...], stats: Stats | None = None) -> str:
+    lines = []
+    for finding in findings:
+        lines.append(f"{finding.file}:{finding.line}:{finding.column}: {finding.severity}: "
+                     f"{finding.message} [{finding.rule}]")
+        for step in finding.chain:
+            lines.append(f"  {step.file}:{step.line}:{step.column}: note: {step.function}: {step.note}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def summary(findings, stats: Stats) -> str:
+    """One line for stderr: what was read and what was found."""
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.rule] = counts.get(finding.rule, 0) + 1
+    found = ", ".join(f"{n} {rule}" for rule, n in sorted(counts.items())) or "no findings"
+    problems = []
+    if stats.files_skipped:
+        problems.append("skipped " + ", ".join(f"{n} ({why})" for why, n in stats.files_skipped.items()))
+    if stats.files_degraded:
+        problems.append("degraded " + ", ".join(f"{n} ({why})" for why, n in stats.files_degraded.items()))
+    tail = f"; {'; '.join(problems)}" if problems else ""
+    return (f"gfpcheck: {stats.files} files, {stats.functions} functions, {stats.call_sites} calls: "
+            f"{found}{tail}")

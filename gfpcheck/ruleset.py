@@ -1,0 +1,271 @@
+"""Kernel API knowledge loaded from rules/*.yaml into one frozen Ruleset.
+
+Each YAML file is validated against schema/rules.schema.json as it is read;
+a problem is reported as a RuleError naming the file and the key.  Files are
+merged in name order, directories in the order given: a later entry with the
+same name replaces an earlier one, so an extra rules directory can override
+the bundled rules without editing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+from .masks import Mask, MaskAlgebra, MaskSyntaxError
+
+
+class RuleError(Exception):
+    """A rules file that cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Allocator:
+    name: str
+    gfp_arg: int | None
+    implied: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeApi:
+    name: str
+    kind: str  # "nofs" | "noio"
+    op: str  # "open" | "close"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionBegin:
+    name: str
+    handle_type: str
+    result: str  # "handle" | "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Binder:
+    macro: str
+    key: str
+    function_arg: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatcher:
+    macro: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """Everything the analysis knows about kernel APIs; treat as read-only."""
+
+    bits: dict[str, int]
+    roles: dict[str, str]
+    masks: dict[str, str]
+    mask_types: frozenset[str]
+    opportunistic: frozenset[str]
+    mask_functions: dict[str, str]
+    allocators: dict[str, Allocator]
+    scopes: dict[str, ScopeApi]
+    handle_types: dict[str, str]
+    begin: dict[str, TransactionBegin]
+    end: dict[str, int]  # API -> index of its handle argument
+    error_pointer_checks: frozenset[str]
+    transparent_checks: frozenset[str]
+    error_returns: frozenset[str]
+    entry_macros: dict[str, str]
+    binders: dict[str, Binder]
+    dispatchers: dict[str, Dispatcher]
+    field_dispatchers: dict[str, str]
+    digest: str
+    sources: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def algebra(self) -> MaskAlgebra:
+        return MaskAlgebra(self.bits, self.masks, self.mask_functions)
+
+    @property
+    def fs_bit(self) -> int:
+        return self.bits[self.roles["fs"]]
+
+    @property
+    def io_bit(self) -> int:
+        return self.bits[self.roles["io"]]
+
+    @property
+    def reclaim_bit(self) -> int:
+        return self.bits[self.roles["direct_reclaim"]]
+
+    @property
+    def opportunistic_bits(self) -> int:
+        bits = 0
+        for name in self.opportunistic:
+            bits |= self.bits[name]
+        return bits
+
+    def implied_mask(self, allocator: Allocator) -> Mask:
+        assert allocator.implied is not None
+        return self.algebra.names[allocator.implied]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # cached_property values are rebuilt in worker processes
+        state = dict(self.__dict__)
+        state.pop("algebra", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def default_rules_dir() -> Path:
+    """The rules/ directory shipped beside the package in a source checkout."""
+    return Path(__file__).resolve().parent.parent / "rules"
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("gfpcheck").joinpath("schema/rules.schema.json").read_text()
+    return json.loads(text)
+
+
+def _where(path: Path, error: jsonschema.ValidationError) -> str:
+    key = ""
+    for part in error.absolute_path:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return f"{path}: {key or '(top level)'}: {error.message}"
+
+
+def _read(path: Path, validator: jsonschema.Draft202012Validator) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(f"{path}: cannot read rules file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RuleError(f"{path}: {where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise RuleError(_where(path, errors[0]))
+    return data
+
+
+def _rule_files(dirs: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for directory in dirs:
+        if not directory.is_dir():
+            raise RuleError(f"{directory}: rules directory not found; pass an existing directory with --rules")
+        files.extend(sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")))
+    return files
+
+
+def load_rules(dirs: Iterable[Path] | None = None) -> Ruleset:
+    """Load, validate and merge every rules file; raises RuleError on any problem."""
+    dirs = list(dirs) if dirs is not None else [default_rules_dir()]
+    validator = jsonschema.Draft202012Validator(_schema())
+    merged: dict[str, Any] = {}
+    origin: dict[str, Path] = {}
+    files = _rule_files(dirs)
+    if not files:
+        raise RuleError(f"{', '.join(map(str, dirs))}: no rules files (*.yaml) found")
+    for path in files:
+        data = _read(path, validator)
+        for section, value in data.items():
+            origin.setdefault(section, path)
+            if isinstance(value, dict):
+                merged.setdefault(section, {}).update(value)
+            else:
+                merged.setdefault(section, []).extend(value)
+    digest = hashlib.sha256(json.dumps(merged, sort_keys=True).encode()).hexdigest()
+    ruleset = _build(merged, digest, tuple(str(p) for p in files))
+    _check(ruleset, origin)
+    return ruleset
+
+
+def _by_name(items: list[dict[str, Any]], key: str = "name") -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        out[item[key]] = item
+    return out
+
+
+def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Ruleset:
+    checks = data.get("failure_checks", {})
+    return Ruleset(
+        bits=dict(data.get("bits", {})),
+        roles=dict(data.get("roles", {})),
+        masks=dict(data.get("masks", {})),
+        mask_types=frozenset(data.get("mask_types", [])),
+        opportunistic=frozenset(data.get("opportunistic", [])),
+        mask_functions={n: d["value"] for n, d in _by_name(data.get("mask_functions", [])).items()},
+        allocators={n: Allocator(n, d.get("gfp_arg"), d.get("implied"))
+                    for n, d in _by_name(data.get("allocators", [])).items()},
+        scopes={n: ScopeApi(n, d["kind"], d["op"]) for n, d in _by_name(data.get("scopes", [])).items()},
+        handle_types={normalize_type(d["type"]): d.get("name", d["type"])
+                      for d in data.get("handle_types", [])},
+        begin={n: TransactionBegin(n, normalize_type(d["handle_type"]), d["result"])
+               for n, d in _by_name(data.get("begin", [])).items()},
+        end={n: d.get("handle_arg", 0) for n, d in _by_name(data.get("end", [])).items()},
+        error_pointer_checks=frozenset(checks.get("error_pointer", [])),
+        transparent_checks=frozenset(checks.get("transparent", [])),
+        error_returns=frozenset(checks.get("error_returns", [])),
+        entry_macros={d["macro"]: d["name"] for d in data.get("entry_macros", [])},
+        binders={n: Binder(n, d["key"], d["function_arg"])
+                 for n, d in _by_name(data.get("binders", []), "macro").items()},
+        dispatchers={n: Dispatcher(n, d["key"]) for n, d in _by_name(data.get("dispatchers", []), "macro").items()},
+        field_dispatchers={d["parent_field"]: d["key"] for d in data.get("field_dispatchers", [])},
+        digest=digest,
+        sources=sources,
+    )
+
+
+def normalize_type(text: str) -> str:
+    """`struct  foo` -> `struct foo`; the form types are compared in."""
+    return " ".join(text.split())
+
+
+def _check(rules: Ruleset, origin: dict[str, Path]) -> None:
+    """Cross-file consistency the schema cannot express."""
+    def where(section: str) -> str:
+        return str(origin.get(section, "rules"))
+
+    for role in ("fs", "io", "direct_reclaim"):
+        name = rules.roles.get(role)
+        if name is None:
+            raise RuleError(f"{where('roles')}: roles.{role}: missing; name the GFP bit that plays this role")
+        if name not in rules.bits:
+            raise RuleError(f"{where('roles')}: roles.{role}: {name!r} is not a bit defined under bits")
+    try:
+        algebra = rules.algebra
+    except MaskSyntaxError as exc:
+        raise RuleError(f"{where('masks')}: masks: {exc}") from None
+    for name, template in rules.mask_functions.items():
+        try:
+            algebra.evaluate(template)
+        except MaskSyntaxError as exc:
+            raise RuleError(f"{where('mask_functions')}: mask_functions.{name}: {exc}") from None
+    for name in rules.opportunistic:
+        if name not in rules.bits:
+            raise RuleError(f"{where('opportunistic')}: opportunistic: {name!r} is not a bit defined under bits")
+    for allocator in rules.allocators.values():
+        if allocator.implied is not None and allocator.implied not in algebra.names:
+            raise RuleError(f"{where('allocators')}: allocators.{allocator.name}.implied: "
+                            f"{allocator.implied!r} is not a known mask")
+    for begin in rules.begin.values():
+        if begin.handle_type not in rules.handle_types:
+            raise RuleError(f"{where('begin')}: begin.{begin.name}.handle_type: "
+                            f"{begin.handle_type!r} is not listed under handle_types")
+    for macro, pattern in rules.entry_macros.items():
+        if re.search(r"\{(?!0\})", pattern):
+            raise RuleError(f"{where('entry_macros')}: entry_macros.{macro}.name: only {{0}} may be used")
