@@ -92,9 +92,10 @@ class _Extractor:
         for node in captures.get("call_result", ()):
             if node.type == "assignment_expression":
                 left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+                results[right.start_byte] = src[left.start_byte:left.end_byte].decode("utf-8", "replace")
             else:
-                left, right = node.child_by_field_name("declarator"), node.child_by_field_name("value")
-            results[right.start_byte] = src[left.start_byte:left.end_byte].decode("utf-8", "replace")
+                right = node.child_by_field_name("value")
+                results[right.start_byte] = declarator_name(src, node.child_by_field_name("declarator"))[0]
 
         file_calls = []
         for scope, callee, args in self._call_parts(captures):

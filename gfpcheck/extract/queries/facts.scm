@@ -14,7 +14,7 @@
 
 (call_expression function: (_) @call_fn arguments: (argument_list) @call_args)
 (assignment_expression left: (identifier) right: (call_expression)) @call_result
-(init_declarator declarator: (identifier) value: (call_expression)) @call_result
+(init_declarator declarator: [(identifier) (pointer_declarator)] value: (call_expression)) @call_result
 
 (if_statement) @if
 (for_statement) @loop

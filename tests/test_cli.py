@@ -1,0 +1,94 @@
+"""The command line end to end: formats, exit codes, determinism, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+SEED = FIXTURES / "seed-2016"
+
+
+def gfpcheck(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gfpcheck", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_text_output_is_compiler_style_with_chain():
+    run = gfpcheck("scan", str(SEED))
+    assert run.returncode == 1
+    lines = run.stdout.splitlines()
+    heads = [line for line in lines if not line.startswith("  ")]
+    assert heads and all(re.fullmatch(r"[\w./-]+:\d+:\d+: (error|warning|note): .+ \[[a-z-]+\]", h) for h in heads)
+    assert any(h.startswith("security/integrity/evm/evm_crypto.c:55:9: error:") for h in heads)
+    steps = [line for line in lines if line.startswith("  ")]
+    assert steps and all(re.fullmatch(r"  [\w./-]+:\d+:\d+: note: \w+: .+", s) for s in steps)
+    assert "evm_init_hmac: calls init_desc()" in run.stdout
+    assert run.stderr.startswith("gfpcheck: ") and "nofs-recursion" in run.stderr
+
+
+def test_json_output_carries_findings_chains_and_stats():
+    run = gfpcheck("scan", "--format", "json", str(SEED))
+    assert run.returncode == 1
+    document = json.loads(run.stdout)
+    finding = next(f for f in document["findings"] if f["function"] == "init_desc" and f["allocator"] == "kmalloc")
+    for key in ("rule", "severity", "file", "line", "column", "function", "allocator", "gfp", "message", "chain"):
+        assert key in finding
+    assert finding["rule"] == "nofs-recursion" and finding["gfp"] == "GFP_KERNEL"
+    assert finding["file"] == "security/integrity/evm/evm_crypto.c"
+    assert [s["function"] for s in finding["chain"]][-3:] == ["evm_inode_init_security", "evm_init_hmac", "init_desc"]
+    assert all(set(step) >= {"function", "file", "line", "note"} for step in finding["chain"])
+    stats = document["stats"]
+    for key in ("files", "functions", "call_edges", "indirect_resolved", "files_with_parse_errors"):
+        assert key in stats
+    assert "seconds" not in stats
+    timed = json.loads(gfpcheck("scan", "--format", "json", "--timings", str(SEED)).stdout)
+    assert set(timed["stats"]["seconds"]) >= {"extract", "link", "propagate", "check"}
+
+
+def test_output_is_byte_identical_across_runs_and_job_counts():
+    serial = gfpcheck("scan", "--format", "json", "-j", "1", str(SEED)).stdout
+    parallel = gfpcheck("scan", "--format", "json", "-j", "2", str(SEED)).stdout
+    again = gfpcheck("scan", "--format", "json", "-j", "2", str(SEED)).stdout
+    assert serial == parallel == again
+    assert gfpcheck("scan", "-j", "1", str(SEED)).stdout == gfpcheck("scan", "-j", "2", str(SEED)).stdout
+
+
+def test_clean_tree_exits_zero(tmp_path):
+    (tmp_path / "a.c").write_text("int f(void) { return kmalloc(1, GFP_KERNEL) != NULL; }\n")
+    run = gfpcheck("scan", str(tmp_path))
+    assert run.returncode == 0 and run.stdout == ""
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["scan", "/nonexistent/tree"], "no such file or directory"),
+    (["scan", "--rules", "/nonexistent/rules", str(SEED)], "rules directory not found"),
+    (["explain", "no-such-rule"], "unknown rule"),
+])
+def test_errors_are_one_line_and_exit_two(args, needle):
+    run = gfpcheck(*args)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("gfpcheck: error:")
+    assert needle in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_malformed_rules_file_is_an_input_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text("allocators:\n  - {name: kmalloc, gfp_arg: -1}\n")
+    run = gfpcheck("scan", "--rules", str(tmp_path), str(SEED))
+    assert run.returncode == 2
+    assert "bad.yaml" in run.stderr and "allocators[0].gfp_arg" in run.stderr
+
+
+def test_explain_and_rules_read_the_catalog():
+    rules = gfpcheck("rules")
+    assert rules.returncode == 0
+    assert [line.split()[0] for line in rules.stdout.splitlines()] == [
+        "nofs-recursion", "nofs-inconsistent", "nofs-redundant", "nofs-needless"]
+    explained = gfpcheck("explain", "nofs-recursion")
+    assert explained.returncode == 0
+    assert "memalloc_nofs_save" in explained.stdout and "Example:" in explained.stdout

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from gfpcheck.extract import extract_file
+from gfpcheck.facts import (CALL_ARGS, CALL_BASE, CALL_KIND, CALL_NAME, CALL_PATH, CALL_RESULT, DIRECT, EV_GOTO,
+                            EV_IF, EV_LABEL, EV_RETURN, FIELD, decode, encode, flow_events)
+
+
+def functions(rules, source: str, path: str = "fs/demo/x.c"):
+    facts = extract_file(path, source.encode(), rules)
+    return facts, {f.name: f for f in facts.functions}
+
+
+def test_definitions_params_and_static(rules):
+    _, funcs = functions(rules, """
+static int __init demo_init(void) { return 0; }
+struct btrfs_trans_handle *demo_start(struct btrfs_trans_handle *trans, handle_t *h, gfp_t gfp,
+                                      int (*cb)(struct inode *, void *), const char __user *buf)
+{
+	return trans;
+}
+""")
+    assert funcs["demo_init"].static
+    start = funcs["demo_start"]
+    assert not start.static and start.returns_pointer
+    assert [p[:3] for p in start.params] == [
+        ("trans", "struct btrfs_trans_handle", 1), ("h", "handle_t", 1), ("gfp", "gfp_t", 0),
+        ("cb", "", 1), ("buf", "char", 1)]
+
+
+def test_entry_macros_become_named_functions(rules):
+    _, funcs = functions(rules, """
+SYSCALL_DEFINE3(open, const char __user *, filename, int, flags, umode_t, mode)
+{
+	return do_sys_open(AT_FDCWD, filename, flags, mode);
+}
+COMPAT_SYSCALL_DEFINE0(restart)
+{
+	return demo_restart();
+}
+""")
+    sys_open = funcs["sys_open"]
+    assert sys_open.entry
+    assert [p[0] for p in sys_open.params] == ["filename", "flags", "mode"]
+    assert [c[CALL_NAME] for c in sys_open.calls] == ["do_sys_open"]
+    assert funcs["compat_sys_restart"].entry
+
+
+def test_calls_in_evaluation_order_with_arguments(rules):
+    _, funcs = functions(rules, """
+int f(struct foo *x, gfp_t gfp)
+{
+	int ret = outer(inner(x), GFP_KERNEL | __GFP_ZERO, &callback, gfp, x->y + 1);
+	x->ops->run(x, 1);
+	(*x->hook)(x);
+	return ret;
+}
+""")
+    calls = funcs["f"].calls
+    assert [c[CALL_NAME] for c in calls] == ["inner", "outer", "run", ""]
+    outer = calls[1]
+    assert outer[CALL_ARGS] == (None, "GFP_KERNEL | __GFP_ZERO", "callback", "gfp", None)
+    assert outer[CALL_RESULT] == "ret"
+    run = calls[2]
+    assert run[CALL_KIND] == FIELD and run[CALL_BASE] == "x" and run[CALL_PATH] == ("ops",)
+
+
+def test_function_like_macros_are_followed(rules):
+    _, funcs = functions(rules, """
+#define ext4_journal_start(inode, type, nblocks)			\\
+	__ext4_journal_start((inode), __LINE__, (type), (nblocks), 0, 0)
+#define NOT_A_CALL(x) ((x) << 3)
+""", "fs/ext4/ext4_jbd2.h")
+    macro = funcs["ext4_journal_start"]
+    assert macro.macro
+    assert [p[0] for p in macro.params] == ["inode", "type", "nblocks"]
+    assert macro.calls[0][CALL_NAME] == "__ext4_journal_start"
+    assert macro.calls[0][CALL_ARGS][:3] == ("inode", "__LINE__", "type")
+    assert macro.calls[0][2] == 3  # reported on the line of the call inside the body
+    assert "NOT_A_CALL" not in funcs
+
+
+def test_bindings_from_initializers_assignments_and_binders(rules):
+    facts, funcs = functions(rules, """
+static const struct file_operations demo_fops = {
+	.read_iter	= demo_read,
+	.owner		= THIS_MODULE,
+	.release	= &demo_release,
+};
+static struct security_hook_list demo_hooks[] = {
+	LSM_HOOK_INIT(inode_permission, demo_permission),
+};
+void demo_setup(struct thing *t)
+{
+	t->ops.cleanup = demo_cleanup;
+}
+""")
+    by_function = {b.function: b for b in facts.bindings}
+    assert by_function["demo_read"].struct == "struct file_operations"
+    assert by_function["demo_read"].field == "read_iter"
+    assert by_function["demo_release"].field == "release"
+    assert "THIS_MODULE" not in by_function
+    assert by_function["demo_permission"].key == "lsm:inode_permission"
+    (runtime,) = funcs["demo_setup"].bindings
+    assert (runtime.base, runtime.path, runtime.field, runtime.function) == ("t", ("ops",), "cleanup", "demo_cleanup")
+
+
+def test_flow_events_and_mask_locals(rules):
+    _, funcs = functions(rules, """
+int f(void)
+{
+	gfp_t gfp = GFP_KERNEL;
+	void *p;
+
+	if (IS_ERR(x))
+		goto out;
+	gfp |= __GFP_NOWARN;
+	p = kmalloc(8, gfp);
+out:
+	return -ENOMEM;
+}
+""")
+    f = funcs["f"]
+    kinds = [e[1] for e in flow_events(f)]
+    assert EV_IF in kinds and EV_GOTO in kinds and EV_LABEL in kinds and EV_RETURN in kinds
+    if_event = next(e for e in flow_events(f) if e[1] == EV_IF)
+    assert if_event[5] == "(IS_ERR(x))"
+    assert dict(f.mask_locals)["gfp"] == ("GFP_KERNEL", "gfp | (__GFP_NOWARN)")
+
+
+def test_struct_members_typedefs_and_globals(rules):
+    facts, _ = functions(rules, """
+typedef struct jbd2_journal_handle handle_t;
+typedef struct { int a; struct foo *inner; } anon_t;
+struct file {
+	const struct file_operations *f_op;
+	union { struct inode *f_inode; };
+};
+static struct super_block *demo_sb;
+""")
+    structs = dict(facts.structs)
+    assert dict(structs["struct file"]) == {"f_op": "struct file_operations", "f_inode": "struct inode"}
+    assert dict(structs["anon_t"]) == {"inner": "struct foo"}
+    assert dict(facts.typedefs)["handle_t"] == "struct jbd2_journal_handle"
+    assert ("demo_sb", "struct super_block") in facts.globals
+
+
+def test_bad_input_never_raises(rules):
+    for data in (b"", b"\x00\x01\x02\xff\xfe garbage", "int f(void) { return ü; }".encode("latin-1"),
+                 b"int f( { if (x { kmalloc(1, GFP_KERNEL); ", b"\xff" * 1000):
+        facts = extract_file("weird.c", data, rules)
+        assert facts.path == "weird.c"
+    broken = extract_file("broken.c", b"int f(void) { if (x { g(); }", rules)
+    assert broken.error_nodes
+
+
+def test_encode_decode_round_trip(rules):
+    facts, _ = functions(rules, """
+static const struct file_operations demo_fops = { .read_iter = demo_read };
+int f(struct foo *x) { if (x) return g(x, GFP_NOFS); x->ops->h(x); return 0; }
+""")
+    assert decode(encode(facts)) == facts

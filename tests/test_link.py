@@ -1,0 +1,107 @@
+"""Call resolution and the call graph (link/)."""
+
+from __future__ import annotations
+
+from gfpcheck.link import CONFIDENT, NAME_ONLY, T_ALLOC, T_BEGIN, T_FUNC, T_INDIRECT, T_PARAM, T_SCOPE
+
+from .helpers import analyse
+
+
+def target_of(a, function: str, callee: str, path: str | None = None):
+    fid = a.fid(function, path)
+    calls = a.program.functions[fid].calls
+    index = next(i for i, c in enumerate(calls) if c[0] == callee)
+    return a.program.targets[fid][index]
+
+
+def names(a, ids) -> list[str]:
+    return sorted(f"{a.program.functions[i].name}@{a.program.path(i)}" for i in ids)
+
+
+def test_static_functions_resolve_in_their_own_file(rules):
+    a = analyse(rules, {
+        "a.c": "static int helper(void) { return 1; }\nint a(void) { return helper(); }\n",
+        "b.c": "static int helper(void) { return 2; }\nint b(void) { return helper(); }\n",
+        "c.c": "int c(void) { return helper(); }\n",
+    })
+    assert names(a, target_of(a, "a", "helper")[1]) == ["helper@a.c"]
+    assert names(a, target_of(a, "b", "helper")[1]) == ["helper@b.c"]
+    assert target_of(a, "c", "helper")[0] != T_FUNC  # a static elsewhere is not visible
+
+
+def test_rules_take_precedence_over_definitions(rules):
+    a = analyse(rules, {"include/linux/slab.h": "static inline void *kmalloc(size_t s, gfp_t f) { return __kmalloc(s, f); }\n",
+                        "a.c": "void f(struct btrfs_root *r) { kmalloc(1, GFP_KERNEL); memalloc_nofs_save(); btrfs_start_transaction(r, 1); }\n"})
+    assert target_of(a, "f", "kmalloc") == (T_ALLOC, "kmalloc")
+    assert target_of(a, "f", "memalloc_nofs_save") == (T_SCOPE, "memalloc_nofs_save")
+    assert target_of(a, "f", "btrfs_start_transaction")[0] == T_BEGIN
+
+
+def test_member_calls_resolve_by_struct_type(rules):
+    a = analyse(rules, {"a.c": """
+struct foo_ops { int (*run)(void); };
+struct bar_ops { int (*run)(void); };
+struct foo { const struct foo_ops *ops; };
+static int foo_run(void) { return 0; }
+static int bar_run(void) { return 1; }
+static const struct foo_ops foo_ops = { .run = foo_run };
+static const struct bar_ops bar_ops = { .run = bar_run };
+int call_foo(struct foo *f) { return f->ops->run(); }
+int call_unknown(struct mystery *m) { return m->ops->run(); }
+"""})
+    typed = target_of(a, "call_foo", "run")
+    assert typed[0] == T_INDIRECT and typed[3] == CONFIDENT
+    assert names(a, typed[1]) == ["foo_run@a.c"]
+    untyped = target_of(a, "call_unknown", "run")
+    assert untyped[0] == T_INDIRECT and untyped[3] == NAME_ONLY
+    assert names(a, untyped[1]) == ["bar_run@a.c", "foo_run@a.c"]
+
+
+def test_lsm_dispatch_by_hook_name(rules):
+    a = analyse(rules, {"security/demo.c": """
+static int demo_open(struct file *f) { return 0; }
+static int demo_perm(struct inode *i, int mask) { return 0; }
+static struct security_hook_list hooks[] = {
+	LSM_HOOK_INIT(file_open, demo_open),
+	LSM_HOOK_INIT(inode_permission, demo_perm),
+};
+int security_file_open(struct file *f) { return call_int_hook(file_open, f); }
+int security_inode_permission(struct inode *inode, int mask)
+{
+	struct lsm_static_call *scall;
+	lsm_for_each_hook(scall, inode_permission) {
+		scall->hl->hook.inode_permission(inode, mask);
+	}
+	return 0;
+}
+"""})
+    assert names(a, target_of(a, "security_file_open", "call_int_hook")[1]) == ["demo_open@security/demo.c"]
+    assert names(a, target_of(a, "security_inode_permission", "inode_permission")[1]) == \
+        ["demo_perm@security/demo.c"]
+
+
+def test_callbacks_are_bound_per_call_site(rules):
+    a = analyse(rules, {"a.c": """
+int run_callback(int (*cb)(void *), void *data) { return cb(data); }
+int forward(int (*fn)(void *), void *data) { return run_callback(fn, data); }
+static int one(void *d) { return 1; }
+static int two(void *d) { return 2; }
+int use_one(void) { return run_callback(one, NULL); }
+int use_two(void) { return forward(two, NULL); }
+"""})
+    assert target_of(a, "run_callback", "cb") == (T_PARAM, 0)
+    assert a.program.invoked_params[a.fid("forward")] == {0}
+    sites = {a.program.functions[b.caller].name for b in a.program.binding_sites[a.fid("one")]}
+    assert sites == {"use_one"}
+    sites = {a.program.functions[b.caller].name for b in a.program.binding_sites[a.fid("two")]}
+    assert sites == {"use_two"}
+    graph = a.program.graph
+    assert graph.has_edge(a.fid("use_one"), a.fid("one"))
+    assert not graph.has_edge(a.fid("use_one"), a.fid("two"))
+
+
+def test_macros_are_graph_nodes(rules):
+    a = analyse(rules, {"a.h": "#define start(x) __start((x), 1)\n",
+                        "a.c": "int __start(int x, int y) { return x; }\nint f(void) { return start(3); }\n"})
+    assert names(a, target_of(a, "f", "start")[1]) == ["start@a.h"]
+    assert names(a, target_of(a, "start", "__start")[1]) == ["__start@a.c"]
