@@ -43,10 +43,12 @@ def main() -> None:
 @click.option("--no-default-excludes", is_flag=True, help=f"Do not skip {', '.join(DEFAULT_EXCLUDES)}.")
 @click.option("--max-file-size", type=click.IntRange(min=1), default=DEFAULT_MAX_SIZE, show_default=True,
               help="Skip files larger than this many bytes.")
+@click.option("--min-confidence", type=click.Choice(["low", "medium", "high"]), default="medium",
+              show_default=True, help="Report only findings whose evidence is at least this strong.")
 @click.option("--timings", is_flag=True, help="Add seconds per stage to the JSON stats (output then varies).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
-def scan_command(paths, root, fmt, rules_dirs, jobs, excludes, no_default_excludes, max_file_size, timings,
-                 quiet) -> None:
+def scan_command(paths, root, fmt, rules_dirs, jobs, excludes, no_default_excludes, max_file_size,
+                 min_confidence, timings, quiet) -> None:
     """Scan PATHS (default: .) and report allocation-context findings."""
     paths = tuple(paths) or (Path("."),)
     if root is None:
@@ -57,7 +59,7 @@ def scan_command(paths, root, fmt, rules_dirs, jobs, excludes, no_default_exclud
     options = ScanOptions(
         paths=paths, root=root, rules_dirs=dirs, jobs=jobs,
         excludes=tuple(excludes) + (() if no_default_excludes else DEFAULT_EXCLUDES),
-        max_file_size=max_file_size,
+        max_file_size=max_file_size, min_confidence=min_confidence,
     )
     try:
         result = scan(options)

@@ -66,6 +66,7 @@ class Function(NamedTuple):
     static: bool
     macro: bool
     entry: bool  # defined through an entry macro (SYSCALL_DEFINEn)
+    noreturn: bool  # marked __noreturn where it is defined
     returns_pointer: bool
     return_type: str
     params: tuple[Param, ...]

@@ -55,6 +55,7 @@ class Stats:
     indirect_resolved: int = 0
     call_edges: int = 0
     allocation_sites: int = 0
+    findings_below_confidence: int = 0  # not reported: their evidence is weaker than asked for
     cache_hits: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from .checks.evidence import CONFIDENCE_ORDER
 from .checks.nofs import Analysis, run_checks
 from .discover import DEFAULT_EXCLUDES, DEFAULT_MAX_SIZE, Skipped, discover
 from .extract.runner import extract_all
@@ -34,6 +35,7 @@ class ScanOptions:
     jobs: int = 0  # 0: every core
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES
     max_file_size: int = DEFAULT_MAX_SIZE
+    min_confidence: str = "medium"  # findings below this are counted, not reported
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,9 @@ def scan(options: ScanOptions, progress: Progress | None = None, rules: Ruleset 
     effects = Effects(program, rules, origins)
     contexts = Contexts(program, effects)
     lap("propagate")
-    findings = fingerprint(run_checks(Analysis(program, rules, origins, effects, contexts)))
+    every = fingerprint(run_checks(Analysis(program, rules, origins, effects, contexts)))
+    floor = CONFIDENCE_ORDER[options.min_confidence]
+    findings = [f for f in every if CONFIDENCE_ORDER[f.confidence] >= floor]
     lap("check")
 
     degraded = tuple(Skipped(f.path, f.problem) for f in facts if f.problem)
@@ -99,6 +103,7 @@ def scan(options: ScanOptions, progress: Progress | None = None, rules: Ruleset 
         indirect_resolved=link_stats.indirect_resolved,
         call_edges=link_stats.call_edges,
         allocation_sites=sum(1 for row in program.targets for t in row if t[0] == T_ALLOC),
+        findings_below_confidence=len(every) - len(findings),
         seconds=seconds,
     )
     return ScanResult(tuple(findings), stats, tuple(skipped), degraded)

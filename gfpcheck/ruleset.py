@@ -81,6 +81,7 @@ class Ruleset:
     transparent_checks: frozenset[str]
     error_returns: frozenset[str]
     entry_macros: dict[str, str]
+    noreturn: frozenset[str]
     binders: dict[str, Binder]
     dispatchers: dict[str, Dispatcher]
     field_dispatchers: dict[str, str]
@@ -221,6 +222,7 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         transparent_checks=frozenset(checks.get("transparent", [])),
         error_returns=frozenset(checks.get("error_returns", [])),
         entry_macros={d["macro"]: d["name"] for d in data.get("entry_macros", [])},
+        noreturn=frozenset(data.get("noreturn", [])),
         binders={n: Binder(n, d["key"], d["function_arg"])
                  for n, d in _by_name(data.get("binders", []), "macro").items()},
         dispatchers={n: Dispatcher(n, d["key"]) for n, d in _by_name(data.get("dispatchers", []), "macro").items()},

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..facts import CALL_NAME, PARAM_NAME, PARAM_TYPE
 from ..findings import ChainStep, Finding
-from ..link import CONFIDENT, T_BEGIN, T_END, T_FUNC, T_INDIRECT, T_PARAM, T_SCOPE
+from ..link import CONFIDENT, DISPATCHED, T_BEGIN, T_END, T_FUNC, T_INDIRECT, T_PARAM, T_SCOPE, subsystem
 from ..propagate import state as st
 from ..propagate.origins import Origin, Use
 from ..propagate.witness import Chain, Link
@@ -19,6 +19,12 @@ from .catalog import Check
 
 if TYPE_CHECKING:
     from .nofs import Analysis
+
+
+# Confidence limits: calls on the chain, and subsystems (fs/btrfs, security, ...) it visits.
+HIGH_CALLS, HIGH_SUBSYSTEMS = 8, 3
+MEDIUM_CALLS, MEDIUM_SUBSYSTEMS = 16, 4
+CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
 class Evidence:
@@ -56,19 +62,32 @@ class Evidence:
             steps.append(self._source(chain, kind, origin))
             steps.extend(self._links(chain))
         steps.extend(self._tail(check, origin, use))
-        confidence = "high"
-        if chain is not None:
-            kinds = {program.targets[link.caller][link.index][0] for link in chain.links if link.binding is None}
-            if chain.name_only:
-                confidence = "low"
-            elif T_INDIRECT in kinds:
-                confidence = "medium"
+        confidence = self._confidence(chain, steps)
         message = self._message(check, origin, use, chain, allocator)
         return Finding(
             rule=check.id, severity=check.severity, file=program.path(origin.fid), line=call[2],
             column=call[3], function=function.name, allocator=allocator, gfp=gfp, message=message,
             chain=tuple(steps), confidence=confidence,
         )
+
+    def _confidence(self, chain: Chain | None, steps: list[ChainStep]) -> str:
+        """How much a maintainer can trust the chain.  Long chains and chains that
+        wander through many subsystems mostly pass conditions the analysis does
+        not see (a feature the filesystem never enables, an init-once path); a
+        member resolved by name alone is a guess."""
+        if chain is None:
+            return "high"
+        if chain.name_only:
+            return "low"
+        calls = len(chain.links)
+        subsystems = len({subsystem(step.file) for step in steps})
+        targets = [self.program.targets[link.caller][link.index] for link in chain.links if link.binding is None]
+        indirect = any(t[0] == T_INDIRECT and t[3] != DISPATCHED for t in targets)
+        if calls <= HIGH_CALLS and subsystems <= HIGH_SUBSYSTEMS and not indirect:
+            return "high"
+        if calls <= MEDIUM_CALLS and subsystems <= MEDIUM_SUBSYSTEMS:
+            return "medium"
+        return "low"
 
     def _message(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, allocator: str) -> str:
         where = f"{allocator}()"
@@ -106,44 +125,69 @@ class Evidence:
 
     # -- chain pieces ---------------------------------------------------------------
     def _source(self, chain: Chain, kind: str, origin: Origin) -> ChainStep:
+        """The step where the chain's context starts.  When the first call hands a
+        callback to a function that invokes it, the context may start inside that
+        function, before the invocation: both places are searched, in that order."""
         fid = chain.source
+        if kind == "clean":
+            return self._step(fid, None, "system call entry: nothing held, no scope, no NOFS caller  "
+                                         "[rules: entry_macros]")
+        places = [(fid, chain.links[0].index if chain.links else origin.index)]
+        if chain.links and chain.links[0].binding is not None:
+            site = chain.links[0].binding
+            invoke = self._invocation(site)
+            if invoke is not None:
+                places.append((site.callee, invoke))
+        describe = {"held": self._held_source, "belief": self._belief_source, "scope": self._scope_source}[kind]
+        for place, until in places:
+            step = describe(place, until)
+            if step is not None:
+                return step
+        return self._step(fid, None, f"entered with {st.describe(chain.source_state)}")
+
+    def _held_source(self, fid: int, until: int) -> ChainStep | None:
         program = self.program
-        until = chain.links[0].index if chain.links else origin.index
-        if kind == "held":
-            handle = program.handle_params.get(fid)
-            if handle is not None:
-                param = program.functions[fid].params[handle[0]]
-                name = self.rules.handle_types.get(handle[1], "transaction handle")
-                return self._step(fid, None, f"holds a {name}: parameter '{param[PARAM_NAME]}' is "
-                                             f"{param[PARAM_TYPE]} *  [rules: handle_types]")
-            begin = self._begin_before(fid, until)
-            if begin is not None:
-                target = program.targets[fid][begin]
-                if target[0] == T_BEGIN:
-                    return self._step(fid, begin, f"{target[2]}() takes a transaction handle  [rules: begin]")
-                return self._step(fid, begin, f"{self._call_name(fid, begin)}() returns with a transaction "
-                                              f"handle held  [derived: function summary]")
-            return self._step(fid, None, "a transaction handle is held")
-        if kind == "belief":
-            sites = sorted(i for i in self.a.origins.nofs_sites.get(fid, ()) if i <= until)
-            if sites:
-                index = sites[-1]
-                found = next(o for o in self.a.origins.by_function[fid] if o.index == index)
-                what = f"{found.allocator}() with {found.text}" if found.allocator else \
-                    f"passes {found.text} to {self._call_name(fid, index)}()"
-                return self._step(fid, index, f"{what}: NOFS is believed from here on")
-            return self._step(fid, None, "NOFS is believed here")
-        if kind == "scope":
-            opened = self._scope_before(fid, until)
-            if opened is not None:
-                return self._step(fid, opened[0], opened[1])
-            handle = program.handle_params.get(fid)
-            if handle is not None:
-                name = self.rules.handle_types.get(handle[1], "transaction handle")
-                return self._step(fid, None, f"holds a {name} (parameter '{program.functions[fid].params[handle[0]][PARAM_NAME]}'); "
-                                             f"its begin API opens a memalloc_nofs scope  [derived from the begin API's code]")
-            return self._step(fid, None, "a memalloc scope is open here")
-        return self._step(fid, None, st.describe(chain.source_state))
+        handle = program.handle_params.get(fid)
+        if handle is not None:
+            param = program.functions[fid].params[handle[0]]
+            name = self.rules.handle_types.get(handle[1], "transaction handle")
+            return self._step(fid, None, f"holds a {name}: parameter '{param[PARAM_NAME]}' is "
+                                         f"{param[PARAM_TYPE]} *  [rules: handle_types]")
+        begin = self._begin_before(fid, until)
+        if begin is None:
+            return None
+        target = program.targets[fid][begin]
+        if target[0] == T_BEGIN:
+            return self._step(fid, begin, f"{target[2]}() takes a transaction handle  [rules: begin]")
+        return self._step(fid, begin, f"{self._call_name(fid, begin)}() returns with a transaction handle held  "
+                                      f"[derived: function summary]")
+
+    def _belief_source(self, fid: int, until: int) -> ChainStep | None:
+        sites = sorted(i for i in self.a.origins.nofs_sites.get(fid, ()) if i <= until)
+        if not sites:
+            return None
+        index = sites[-1]
+        found = next(o for o in self.a.origins.by_function[fid] if o.index == index)
+        what = f"{found.allocator}() with {found.text}" if found.allocator else \
+            f"passes {found.text} to {self._call_name(fid, index)}()"
+        return self._step(fid, index, f"{what}: NOFS is believed from here on")
+
+    def _scope_source(self, fid: int, until: int) -> ChainStep | None:
+        opened = self._scope_before(fid, until)
+        if opened is not None:
+            return self._step(fid, opened[0], opened[1])
+        handle = self.program.handle_params.get(fid)
+        if handle is None or handle[1] not in self.a.effects.implied:
+            return None
+        name = self.rules.handle_types.get(handle[1], "transaction handle")
+        param = self.program.functions[fid].params[handle[0]][PARAM_NAME]
+        return self._step(fid, None, f"holds a {name} (parameter '{param}'), and the API that begins one "
+                                     f"opens a memalloc_nofs scope  [derived: begin API summary]")
+
+    def _invocation(self, site) -> int | None:
+        """Where the function a callback was passed to calls that parameter."""
+        return next((i for i, t in enumerate(self.program.targets[site.callee])
+                     if t[0] == T_PARAM and t[1] == site.arg), None)
 
     def _begin_before(self, fid: int, until: int | None) -> int | None:
         """The last call before `until` that takes a handle (a begin API or a wrapper of one)."""
@@ -189,15 +233,14 @@ class Evidence:
             param = program.functions[site.callee].params[site.arg][PARAM_NAME]
             steps = [self._step(link.caller, link.index,
                                 f"passes {bound} to {self._name(site.callee)}() as '{param}'")]
-            invoke = next((i for i, t in enumerate(program.targets[site.callee])
-                           if t[0] == T_PARAM and t[1] == site.arg), None)
+            invoke = self._invocation(site)
             if invoke is not None:
                 steps.append(self._step(site.callee, invoke,
                                         f"calls '{param}', bound to {bound} by that caller"))
             return steps
         name = self._name(callee) if callee is not None else self._call_name(link.caller, link.index)
         if target[0] == T_INDIRECT:
-            how = "typed member" if target[3] == CONFIDENT else "member name only"
+            how = {DISPATCHED: "rules: dispatchers", CONFIDENT: "typed member"}.get(target[3], "member name only")
             return [self._step(link.caller, link.index, f"calls {name}() through {target[2]}  [{how}]")]
         if target[0] in (T_BEGIN, T_END):
             return [self._step(link.caller, link.index, f"calls {target[2]}()")]
@@ -212,10 +255,8 @@ class Evidence:
             return steps
         for hop_fid, hop_index in use.hops:
             steps.append(self._step(hop_fid, hop_index, f"passes the mask on to {self._call_name(hop_fid, hop_index)}()"))
-        text = self.program.functions[use.fid].calls[use.index][4]
         steps.append(self._step(use.fid, use.index,
                                 self._alloc_note(check, use.allocator, "the mask passed down")))
-        del text
         return steps
 
     def _alloc_note(self, check: Check, allocator: str, mask: str) -> str:

@@ -21,7 +21,7 @@ from ..propagate import state as st
 from ..propagate.contexts import Contexts
 from ..propagate.effects import Effects
 from ..propagate.origins import FS_RECLAIM, NOFS, Origin, Origins, Use
-from ..propagate.witness import Chain, Witness
+from ..propagate.witness import BELIEF, HELD, SCOPE, Chain, Witness
 from ..ruleset import Ruleset
 from .catalog import NOFS_INCONSISTENT, NOFS_NEEDLESS, NOFS_RECURSION, NOFS_REDUNDANT, Check
 from .evidence import Evidence
@@ -49,7 +49,7 @@ class _Checker:
         self.program = analysis.program
         self.contexts = analysis.contexts
         self.origins = analysis.origins
-        self.witness = Witness(analysis.program, analysis.contexts)
+        self.witness = Witness(analysis.program, analysis.contexts, analysis.effects, analysis.origins.nofs_sites)
         self.evidence = Evidence(analysis)
         self._clean_callers: set[int] | None = None
 
@@ -91,15 +91,15 @@ class _Checker:
             chain = self.witness.find(
                 origin.fid,
                 lambda s: any(_held_unscoped(x) for x in st.members(self.use_states(origin, recursion, 1 << s))),
-                lambda s: st.held(s) == 0)
-            yield self._finding(NOFS_RECURSION, origin, recursion, chain, "held")
+                HELD)
+            yield self._finding(NOFS_RECURSION, origin, recursion, chain, HELD)
         elif inconsistent is not None:
             chain = self.witness.find(
                 origin.fid,
                 lambda s: any(_believed_unscoped(x)
                               for x in st.members(self.use_states(origin, inconsistent, 1 << s))),
-                lambda s: not st.believed(s))
-            yield self._finding(NOFS_INCONSISTENT, origin, inconsistent, chain, "belief")
+                BELIEF)
+            yield self._finding(NOFS_INCONSISTENT, origin, inconsistent, chain, BELIEF)
 
     # -- explicit NOFS masks ---------------------------------------------------------
     def _explicit_nofs(self, origin: Origin, entry: int, states: int) -> Iterator[Finding]:
@@ -108,22 +108,14 @@ class _Checker:
         rules = self.a.rules
         keeps_io = not origin.mask.is_clear(rules.io_bit)
         members = list(st.members(states))
-        if keeps_io and all(st.scoped(s) for s in members):
-            chain = self.witness.find(origin.fid,
-                                      lambda s: all(st.scoped(x) for x in
-                                                    st.members(self.contexts.site_states(origin.fid, 1 << s)
-                                                               [origin.index])),
-                                      lambda s: not st.scoped(s))
-            yield self._finding(NOFS_REDUNDANT, origin, None, chain, "scope")
-        elif noio_everywhere(origin, rules, members):
-            chain = self.witness.find(origin.fid,
-                                      lambda s: all(st.noio_depth(x) for x in
-                                                    st.members(self.contexts.site_states(origin.fid, 1 << s)
-                                                               [origin.index])),
-                                      lambda s: not st.noio_depth(s))
-            yield self._finding(NOFS_REDUNDANT, origin, None, chain, "scope")
+        if (keeps_io and all(st.scoped(s) for s in members)) or noio_everywhere(origin, rules, members):
+            chain = self.witness.find(
+                origin.fid,
+                lambda s: bool(self.contexts.site_states(origin.fid, 1 << s)[origin.index]),
+                SCOPE)
+            yield self._finding(NOFS_REDUNDANT, origin, None, chain, SCOPE)
         elif keeps_io and self._needless(origin, entry, members):
-            yield self._finding(NOFS_NEEDLESS, origin, None, None, "clean")
+            yield self._finding(NOFS_NEEDLESS, origin, None, self.witness.from_entry(origin.fid), "clean")
 
     def _needless(self, origin: Origin, entry: int, states: list[int]) -> bool:
         if any(st.held(s) or st.scoped(s) for s in states):

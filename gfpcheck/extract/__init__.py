@@ -48,7 +48,7 @@ class _Scope:
     """What is gathered for one function body before it becomes a Function."""
 
     __slots__ = ("node", "start", "end", "body_start", "end_line", "name", "line", "column", "static",
-                 "entry", "returns_pointer", "return_type", "params", "events", "calls", "declarations",
+                 "entry", "noreturn", "returns_pointer", "return_type", "params", "events", "calls", "declarations",
                  "field_assigns")
 
     def __init__(self, node: Node, body: Node):
@@ -184,7 +184,9 @@ class _Extractor:
         type_node = node.child_by_field_name("type")
         if declarator is None:
             return False
-        scope.static = b"static" in src[node.start_byte:declarator.start_byte].split()
+        prefix = src[node.start_byte:declarator.start_byte]
+        scope.static = b"static" in prefix.split()
+        scope.noreturn = b"noreturn" in prefix
         scope.entry = False
         row, col = node.start_point
         scope.line, scope.column = row + 1, col + 1
@@ -224,7 +226,7 @@ class _Extractor:
         scope.name = pattern.format(args[0])
         row, col = stmt.start_point
         scope.line, scope.column = row + 1, col + 1
-        scope.static, scope.entry = False, True
+        scope.static, scope.entry, scope.noreturn = False, True, False
         scope.returns_pointer, scope.return_type = False, "long"
         params = []
         for i in range(1, len(args) - 1, 2):
@@ -247,7 +249,7 @@ class _Extractor:
         local_types, mask_locals = self._locals(scope, needs_types) if scope.declarations else ((), ())
         bindings = tuple(b for b in map(self._field_assign, scope.field_assigns) if b is not None)
         return Function(scope.name, scope.line, scope.column, scope.end_line, scope.static, False, scope.entry,
-                        scope.returns_pointer, scope.return_type, scope.params, calls, flow, local_types,
+                        scope.noreturn, scope.returns_pointer, scope.return_type, scope.params, calls, flow, local_types,
                         mask_locals, bindings)
 
     def _call(self, callee: Node, args_node: Node) -> tuple:
@@ -511,7 +513,7 @@ class _Extractor:
                            for p in (params_node.named_children if params_node is not None else ())
                            if p.type == "identifier")
             out.append(Function(text(src, name_node), node.start_point[0] + 1, 1,
-                                node.end_point[0] + 1, False, True, False, False, "", params, calls, b"",
+                                node.end_point[0] + 1, False, True, False, False, False, "", params, calls, b"",
                                 (), (), ()))
         return out
 

@@ -28,15 +28,30 @@ T_ALLOC = 2  # (T_ALLOC, allocator_name)
 T_SCOPE = 3  # (T_SCOPE, scope_api_name)
 T_BEGIN = 4  # (T_BEGIN, ids, api_name): takes a transaction handle; ids: its definitions
 T_END = 5  # (T_END, ids, api_name): releases it
-T_INDIRECT = 6  # (T_INDIRECT, ids, via, confidence): function-pointer member or dispatcher
+T_INDIRECT = 6  # (T_INDIRECT, ids, via, confidence, carries): function-pointer member or dispatcher
 T_PARAM = 7  # (T_PARAM, index): calls its own parameter
+T_STOP = 8  # (T_STOP, name): never returns; the path ends here
 
 # How sure an indirect edge is.
-CONFIDENT = 2  # typed struct member, or a rules dispatcher
+DISPATCHED = 3  # a rules dispatcher: every target registered under the key runs
+CONFIDENT = 2  # typed struct member: one of the implementations runs
 NAME_ONLY = 1  # member name matched, struct type unknown
 
 # A member name bound in more structs than this is not resolved without a type.
 MAX_NAME_ONLY_TARGETS = 8
+# A call through a struct member carries the caller's context (a held handle,
+# an open scope) only to a few implementations in the caller's own subsystem:
+# otherwise which implementation runs depends on an object the analysis cannot
+# follow (fs/dcache.c calling d_op->d_iput reaches every filesystem's, but a
+# btrfs dentry only ever has btrfs's).  A rules dispatcher, which calls every
+# target, always carries it.
+MAX_CONTEXT_TARGETS = 4
+
+
+def subsystem(path: str) -> str:
+    """`fs/btrfs/inode.c` -> `fs/btrfs`; `fs/dcache.c` -> `fs`."""
+    parts = path.split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 else "/".join(parts[:-1])
 
 NONE_TARGET = (T_NONE,)
 
@@ -226,13 +241,16 @@ class _Linker:
                 return self._dispatch(dispatcher.key, call[CALL_ARGS], name)
             stats.direct_calls += 1
             ids = self.resolve(name, file_index)
+            if name in rules.noreturn or (ids and all(self.functions[i].noreturn for i in ids)):
+                stats.direct_resolved += 1
+                return (T_STOP, name)
             if ids:
                 stats.direct_resolved += 1
                 return (T_FUNC, ids)
             return NONE_TARGET
         if kind == FIELD:
             stats.indirect_calls += 1
-            return self._field_call(function, call)
+            return self._field_call(function, file_index, call)
         return NONE_TARGET
 
     def _dispatch(self, key_format: str, args: tuple, macro: str) -> tuple:
@@ -244,9 +262,17 @@ class _Linker:
         if not ids:
             return NONE_TARGET
         self.stats.indirect_resolved += 1
-        return (T_INDIRECT, ids, f"{macro}() dispatch of {key}", CONFIDENT)
+        return (T_INDIRECT, ids, f"{macro}() dispatch of {key}", DISPATCHED, True)
 
-    def _field_call(self, function: Function, call: tuple) -> tuple:
+    def _carries(self, file_index: int, ids: tuple[int, ...]) -> bool:
+        """Whether a typed member call passes the caller's context on (MAX_CONTEXT_TARGETS):
+        few implementations, all in the calling file's own subsystem."""
+        if len(ids) > MAX_CONTEXT_TARGETS:
+            return False
+        home = subsystem(self.files[file_index].path)
+        return all(subsystem(self.files[self.file_of[i]].path) == home for i in ids)
+
+    def _field_call(self, function: Function, file_index: int, call: tuple) -> tuple:
         member = call[CALL_NAME]
         path = call[CALL_PATH]
         stats = self.stats
@@ -257,7 +283,7 @@ class _Linker:
                 ids = self.by_key.get(key, ())
                 if ids:
                     stats.indirect_resolved += 1
-                    return (T_INDIRECT, ids, f"->{path[-1]}.{member} dispatch of {key}", CONFIDENT)
+                    return (T_INDIRECT, ids, f"->{path[-1]}.{member} dispatch of {key}", DISPATCHED, True)
                 return NONE_TARGET
         struct = ""
         if call[CALL_BASE]:
@@ -267,12 +293,12 @@ class _Linker:
             ids = self.by_member.get((struct, member), ())
             if ids:
                 stats.indirect_resolved += 1
-                return (T_INDIRECT, ids, f"{struct}.{member}", CONFIDENT)
+                return (T_INDIRECT, ids, f"{struct}.{member}", CONFIDENT, self._carries(file_index, ids))
             return NONE_TARGET
         ids = self.by_field.get(member, ())
         if ids and len(ids) <= MAX_NAME_ONLY_TARGETS:
             stats.indirect_resolved += 1
-            return (T_INDIRECT, ids, f"->{member} (member name only)", NAME_ONLY)
+            return (T_INDIRECT, ids, f"->{member} (member name only)", NAME_ONLY, False)
         return NONE_TARGET
 
     # -- parameters holding functions -----------------------------------------------

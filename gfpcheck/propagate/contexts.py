@@ -11,7 +11,9 @@ handles, belief) when anything in it changes the context.
 Belief (an explicit NOFS mask written on the path) follows direct calls
 only: the author of a GFP_NOFS allocation answers for the helpers it calls,
 not for whatever an ops table or a callback hands control to.  Handles and
-scopes follow every call, since they are real at run time.
+scopes follow direct calls, callbacks and the indirect calls that carry
+context (link.MAX_CONTEXT_TARGETS); an indirect call that could reach many
+implementations enters them in a clean context instead.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ class Contexts:
     def __init__(self, program: Program, effects: Effects):
         self.program = program
         self.effects = effects
-        self.reached: dict[int, int] = defaultdict(int)
+        self.reached: dict[int, int] = {}
         self._flows: dict[tuple[int, int], tuple[int, ...]] = {}
-        self._callbacks: dict[tuple[int, int], list] = defaultdict(list)
-        for bound, sites in program.binding_sites.items():
-            for site in sites:
-                self._callbacks[(site.caller, site.call)].append(site)
+        self._edge_cache: dict[int, tuple] = {}
+        self._callbacks_by_caller: dict[int, list] = defaultdict(list)
+        for bound in sorted(program.binding_sites):
+            for site in program.binding_sites[bound]:
+                self._callbacks_by_caller[site.caller].append(site)
         self._run()
 
     # -- states inside one function ------------------------------------------
@@ -84,25 +87,64 @@ class Contexts:
                             out |= self.invocation_states(callee, arg, sites[index], depth + 1)
         return out
 
+    def _edges(self, fid: int) -> tuple[tuple, tuple, tuple, tuple]:
+        """The static calls out of `fid`: (direct, indirect carrying context, indirect
+        entered clean, callbacks); each callee once with the first call index that
+        reaches it, callbacks per call site."""
+        edges = self._edge_cache.get(fid)
+        if edges is None:
+            direct: dict[int, int] = {}
+            indirect: dict[int, int] = {}
+            free: dict[int, int] = {}
+            for index, target in enumerate(self.program.targets[fid]):
+                kind = target[0]
+                if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
+                    for callee in target[1]:
+                        direct.setdefault(callee, index)
+                elif kind == T_INDIRECT:
+                    for callee in target[1]:
+                        (indirect if target[4] else free).setdefault(callee, index)
+            callbacks = tuple((site.call, site) for site in self._callbacks_by_caller.get(fid, ()))
+            edges = (tuple(direct.items()), tuple(indirect.items()), tuple(free.items()), callbacks)
+            self._edge_cache[fid] = edges
+        return edges
+
     def successors(self, fid: int, entry_mask: int):
         """(callee, states it is entered in, call index, binding site or None) of every
-        call out of `fid`; the binding site is set when the callee is a callback."""
+        call out of `fid`; the binding site is set when the callee is a callback.
+        Belief does not cross indirect calls or callbacks (module docstring)."""
         program = self.program
+        direct, indirect, free, callbacks = self._edges(fid)
         sites = self.site_states(fid, entry_mask)
-        callbacks = self._callbacks
-        for index, target in enumerate(program.targets[fid]):
-            mask = sites[index]
+        clean = st.single(st.CLEAN)
+        if self.effects.is_plain(fid):
+            mask = sites[0] if sites else 0
             if not mask:
-                continue
-            kind = target[0]
-            if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
-                for callee in target[1]:
-                    yield callee, mask, index, None
-            elif kind == T_INDIRECT:
-                indirect = st.without_belief(mask)
-                for callee in target[1]:
-                    yield callee, indirect, index, None
-            for site in callbacks.get((fid, index), ()):
+                return
+            for callee, index in direct:
+                yield callee, mask, index, None
+            if indirect:
+                without = st.without_belief(mask)
+                for callee, index in indirect:
+                    yield callee, without, index, None
+            for callee, index in free:
+                yield callee, clean, index, None
+        else:
+            for index, target in enumerate(program.targets[fid]):
+                mask = sites[index]
+                if not mask:
+                    continue
+                kind = target[0]
+                if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
+                    for callee in target[1]:
+                        yield callee, mask, index, None
+                elif kind == T_INDIRECT:
+                    entered = st.without_belief(mask) if target[4] else clean
+                    for callee in target[1]:
+                        yield callee, entered, index, None
+        for index, site in callbacks:
+            mask = sites[index]
+            if mask:
                 yield (site.function, st.without_belief(self.invocation_states(site.callee, site.arg, mask)),
                        index, site)
 
@@ -111,27 +153,33 @@ class Contexts:
         program = self.program
         graph = program.graph
         reached = self.reached
-        queue: deque[tuple[int, int]] = deque()
+        pending: dict[int, int] = {}
+        queue: deque[int] = deque()
+        normal = st.entry_normal
 
         def push(fid: int, mask: int) -> None:
-            new = mask & ~reached[fid]
+            new = normal(mask) & ~reached.get(fid, 0)
             if new:
-                reached[fid] |= new
-                queue.append((fid, new))
+                reached[fid] = reached.get(fid, 0) | new
+                if fid in pending:
+                    pending[fid] |= new
+                else:
+                    pending[fid] = new
+                    queue.append(fid)
+
+        def drain() -> None:
+            while queue:
+                fid = queue.popleft()
+                for callee, states, _index, _site in self.successors(fid, pending.pop(fid)):
+                    if states:
+                        push(callee, states)
 
         roots = sorted(set(program.entries) | {fid for fid in graph.nodes if graph.in_degree(fid) == 0})
         for fid in roots:
             push(fid, st.single(st.CLEAN))
-        self._drain(queue, push)
+        drain()
         # functions only reachable from cycles nothing else enters
         for fid in range(len(program.functions)):
             if fid not in reached:
                 push(fid, st.single(st.CLEAN))
-                self._drain(queue, push)
-
-    def _drain(self, queue: deque, push) -> None:
-        while queue:
-            fid, mask = queue.popleft()
-            for callee, states, _index, _site in self.successors(fid, mask):
-                if states:
-                    push(callee, states)
+                drain()

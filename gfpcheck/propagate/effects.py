@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import networkx as nx
 
-from ..link import T_BEGIN, T_END, T_FUNC, T_SCOPE, Program
+from ..link import T_BEGIN, T_END, T_FUNC, T_SCOPE, T_STOP, Program
 from ..ruleset import Ruleset
 from . import state as st
 from .flow import Failure, Transfer, run_flow
@@ -81,7 +81,11 @@ class Effects:
     def transfer(self, fid: int, summary: bool) -> Transfer:
         cache: dict[int, tuple[st.Effect, ...] | None] = {}
 
+        targets = self.program.targets[fid]
+
         def transfer(index: int, mask: int) -> int:
+            if targets[index][0] == T_STOP:
+                return 0  # the path ends at a call that never returns
             if index not in cache:
                 cache[index] = self.site_effects(fid, index, summary)
             effects = cache[index]
@@ -116,7 +120,8 @@ class Effects:
         plain = self._plain.get(fid)
         if plain is None:
             calls = len(self.program.functions[fid].calls)
-            plain = all(self.site_effects(fid, i, summary=False) is None for i in range(calls))
+            plain = all(self.site_effects(fid, i, summary=False) is None for i in range(calls)) and \
+                all(t[0] != T_STOP for t in self.program.targets[fid])
             self._plain[fid] = plain
         return plain
 
@@ -176,7 +181,8 @@ class Effects:
         function = self.program.functions[fid]
         if not function.calls:
             return st.IDENTITY
-        if all(self.site_effects(fid, i, summary=True) is None for i in range(len(function.calls))):
+        if all(self.site_effects(fid, i, summary=True) is None for i in range(len(function.calls))) and \
+                all(t[0] != T_STOP for t in self.program.targets[fid]):
             return st.IDENTITY
         result = run_flow(self.tree(fid), function.calls, st.single(_NEUTRAL), self.transfer(fid, summary=True),
                           self.failure(fid), mark_failures=True,

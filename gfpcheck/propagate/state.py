@@ -65,6 +65,18 @@ def single(state: int) -> int:
 
 
 @lru_cache(maxsize=1 << 12)
+def entry_normal(mask: int) -> int:
+    """States as a function is entered in them: each depth reduced to held or not,
+    scoped or not.  Depth matters inside a function (its own save and restore
+    pair) and two callers nesting differently need no separate visit."""
+    out = 0
+    for state in members(mask):
+        out |= 1 << make(min(held(state), 1), min(nofs_depth(state), 1), min(noio_depth(state), 1),
+                         believed(state))
+    return out
+
+
+@lru_cache(maxsize=1 << 12)
 def without_belief(mask: int) -> int:
     out = 0
     for state in members(mask):

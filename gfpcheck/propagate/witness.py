@@ -1,11 +1,14 @@
 """The shortest call chain that proves a finding.
 
-Searching backwards from the function where the bad state is seen, over
-callers in the states they were actually reached in, the first function
-where the relevant part of the context starts (a handle taken, NOFS first
-believed) ends the search: breadth-first, so the chain from that source to
-the allocation is a shortest one.  Callers, states and call sites are
-visited in a fixed order, so ties always break the same way.
+For each kind of context (a handle held, NOFS believed, a scope open) one
+breadth-first search runs forward from the functions that start it (a
+handle parameter or begin call, an explicit NOFS mask, a scope opened) over
+the states functions are actually entered in.  Each (function, state) keeps
+the call it was first reached by, so the chain behind any finding is read
+back from there: a shortest one from the nearest place the context starts.
+Calls resolved by member name alone are used only where nothing else
+reaches.  Functions, states and calls are visited in a fixed order, so ties
+always break the same way.
 """
 
 from __future__ import annotations
@@ -13,11 +16,18 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable, NamedTuple
 
-from ..link import NAME_ONLY, T_INDIRECT, BindingSite, Program
+from ..link import NAME_ONLY, T_BEGIN, T_FUNC, T_INDIRECT, T_SCOPE, BindingSite, Program
 from . import state as st
 from .contexts import Contexts
+from .effects import Effects
 
-MAX_VISITS = 50_000
+HELD, BELIEF, SCOPE = "held", "belief", "scope"
+
+_FLAGS: dict[str, Callable[[int], bool]] = {
+    HELD: lambda s: st.held(s) > 0,
+    BELIEF: st.believed,
+    SCOPE: st.scoped,
+}
 
 
 class Link(NamedTuple):
@@ -36,74 +46,155 @@ class Chain(NamedTuple):
     name_only: bool  # some call was resolved by member name alone
 
 
+Node = tuple[int, int]  # (function, entry state)
+
+
 class Witness:
-    def __init__(self, program: Program, contexts: Contexts):
+    def __init__(self, program: Program, contexts: Contexts, effects: Effects, nofs_sites: dict[int, frozenset]):
         self.program = program
         self.contexts = contexts
-        self._successors: dict[tuple[int, int], tuple] = {}
+        self.effects = effects
+        self.nofs_sites = nofs_sites
+        self._forests: dict[str, dict[Node, tuple[Node, Link] | None]] = {}
+        self._entry_parents: dict[int, tuple[int, Link] | None] | None = None
 
-    def _calls(self, caller: int, state: int) -> tuple:
-        key = (caller, state)
-        found = self._successors.get(key)
-        if found is None:
-            found = tuple(self.contexts.successors(caller, 1 << state))
-            self._successors[key] = found
-        return found
+    def find(self, fid: int, wanted: Callable[[int], bool], kind: str) -> Chain | None:
+        """A shortest chain into `fid`, entered in a state `wanted` accepts, from the
+        nearest function where the `kind` of context starts."""
+        flag = _FLAGS[kind]
+        forest = self._forest(kind)
+        best: tuple | None = None
+        for state in st.members(self.contexts.reached.get(fid, 0)):
+            if not wanted(state):
+                continue
+            if not flag(state):
+                return Chain(fid, state, (), False)  # the context starts in fid itself
+            if (fid, state) in forest:
+                links = self._links(forest, (fid, state))
+                key = (sum(1 for link in links if self._name_only(link)), len(links), state)
+                if best is None or key < best[0]:
+                    best = (key, state, links)
+        if best is None:
+            return None
+        _key, _state, links = best
+        first = links[0]
+        return Chain(first.caller, first.state, tuple(links), any(self._name_only(link) for link in links))
 
-    def find(self, fid: int, wanted: Callable[[int], bool], is_source: Callable[[int], bool]) -> Chain | None:
-        """A shortest chain into `fid`, entered in a state `wanted` accepts, from a
-        function entered in a state `is_source` accepts.  Chains that need a
-        member-name-only resolution are used only when no other exists."""
-        for allow_name_only in (False, True):
-            chain = self._search(fid, wanted, is_source, allow_name_only)
-            if chain is not None:
-                return chain
-        return None
-
-    def _search(self, fid: int, wanted, is_source, allow_name_only: bool) -> Chain | None:
-        program = self.program
-        reached = self.contexts.reached
-        graph = program.graph
-        start = [(fid, s) for s in st.members(reached.get(fid, 0)) if wanted(s)]
-        parent: dict[tuple[int, int], tuple[tuple[int, int], Link] | None] = {node: None for node in start}
-        queue = deque(start)
-        visits = 0
-        while queue:
-            node = queue.popleft()
-            function, state = node
-            if is_source(state):
-                return self._chain(node, parent)
-            visits += 1
-            if visits > MAX_VISITS:
-                return None
-            for caller in sorted(graph.pred[function]):
-                targets = program.targets[caller]
-                for caller_state in st.members(reached.get(caller, 0)):
-                    pred = (caller, caller_state)
-                    if pred in parent:
-                        continue
-                    for callee, states, index, binding in self._calls(caller, caller_state):
-                        if callee != function or not (states >> state) & 1:
-                            continue
-                        target = targets[index]
-                        if binding is None and target[0] == T_INDIRECT and target[3] == NAME_ONLY \
-                                and not allow_name_only:
-                            continue
-                        parent[pred] = (node, Link(caller, caller_state, index, binding))
-                        queue.append(pred)
-                        break
-        return None
-
-    def _chain(self, source: tuple[int, int], parent) -> Chain:
-        links = []
-        node = source
-        name_only = False
-        program = self.program
-        while parent[node] is not None:
-            child, link = parent[node]
+    def from_entry(self, fid: int) -> Chain | None:
+        """A shortest chain from a system call down to `fid`, in the clean state."""
+        if self._entry_parents is None:
+            self._entry_parents = self._grow_from_entries()
+        parents = self._entry_parents
+        if fid not in parents:
+            return None
+        links: list[Link] = []
+        node = fid
+        while parents[node] is not None:
+            node, link = parents[node]
             links.append(link)
-            target = program.targets[link.caller][link.index]
-            if link.binding is None and target[0] == T_INDIRECT and target[3] == NAME_ONLY:
-                name_only = True
-            node = child
-        return Chain(source[0], source[1], tuple(links), name_only)
+        links.reverse()
+        return Chain(node, st.CLEAN, tuple(links), any(self._name_only(link) for link in links))
+
+    def _grow_from_entries(self) -> dict[int, tuple[int, Link] | None]:
+        parents: dict[int, tuple[int, Link] | None] = {}
+        queue: deque[int] = deque()
+        for fid in sorted(self.program.entries):
+            parents[fid] = None
+            queue.append(fid)
+        clean = st.single(st.CLEAN)
+        while queue:
+            caller = queue.popleft()
+            for callee, states, index, binding in self.contexts.successors(caller, clean):
+                if callee not in parents and states:
+                    parents[callee] = (caller, Link(caller, st.CLEAN, index, binding))
+                    queue.append(callee)
+        return parents
+
+    def _links(self, forest, node: Node) -> list[Link]:
+        links: list[Link] = []
+        while True:
+            parent = forest.get(node)
+            if parent is None:
+                break
+            node, link = parent
+            links.append(link)
+        links.reverse()
+        return links
+
+    def _name_only(self, link: Link) -> bool:
+        target = self.program.targets[link.caller][link.index]
+        return link.binding is None and target[0] == T_INDIRECT and target[3] == NAME_ONLY
+
+    # -- one forest per kind of context ------------------------------------------
+    def _forest(self, kind: str) -> dict[Node, tuple[Node, Link] | None]:
+        forest = self._forests.get(kind)
+        if forest is None:
+            forest = self._grow(kind)
+            self._forests[kind] = forest
+        return forest
+
+    def _grow(self, kind: str) -> dict[Node, tuple[Node, Link] | None]:
+        flag = _FLAGS[kind]
+        reached = self.contexts.reached
+        forest: dict[Node, tuple[Node, Link] | None] = {}
+        primary: deque[Node] = deque()
+        fallback: deque[tuple[Node, Node, Link]] = deque()
+        for fid in sorted(self._starters(kind)):
+            for state in st.members(reached.get(fid, 0)):
+                if not flag(state):
+                    primary.append((fid, state))
+        expanded: set[Node] = set()
+        while primary or fallback:
+            if not primary:
+                node, parent, link = fallback.popleft()
+                if node in forest:
+                    continue
+                forest[node] = (parent, link)
+                primary.append(node)
+                continue
+            node = primary.popleft()
+            if node in expanded:
+                continue
+            expanded.add(node)
+            caller, state = node
+            for callee, states, index, binding in self.contexts.successors(caller, 1 << state):
+                link = Link(caller, state, index, binding)
+                name_only = self._name_only(link)
+                for entered in st.members(states & reached.get(callee, 0)):
+                    if not flag(entered):
+                        continue
+                    child = (callee, entered)
+                    if child in forest:
+                        continue
+                    if name_only:
+                        fallback.append((child, node, link))
+                        continue
+                    forest[child] = (node, link)
+                    primary.append(child)
+        return forest
+
+    def _starters(self, kind: str) -> set[int]:
+        """Functions in which this kind of context can start."""
+        program = self.program
+        effects = self.effects
+        if kind == BELIEF:
+            return set(self.nofs_sites)
+        out: set[int] = set()
+        if kind == HELD:
+            out.update(program.handle_params)
+        for fid, row in enumerate(program.targets):
+            for target in row:
+                code = target[0]
+                if kind == HELD:
+                    if code == T_BEGIN or (code == T_FUNC and any(
+                            effects.summaries.get(c, st.IDENTITY).held > 0 for c in target[1])):
+                        out.add(fid)
+                        break
+                elif code == T_SCOPE or code == T_BEGIN or (code == T_FUNC and any(
+                        effects.summaries.get(c, st.IDENTITY).nofs > 0 or
+                        effects.summaries.get(c, st.IDENTITY).noio > 0 for c in target[1])):
+                    out.add(fid)
+                    break
+        if kind == SCOPE:
+            out.update(fid for fid, (_index, handle) in program.handle_params.items() if handle in effects.implied)
+        return out

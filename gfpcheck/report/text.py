@@ -22,6 +22,8 @@ def summary(findings, stats: Stats) -> str:
         counts[finding.rule] = counts.get(finding.rule, 0) + 1
     found = ", ".join(f"{n} {rule}" for rule, n in sorted(counts.items())) or "no findings"
     problems = []
+    if stats.findings_below_confidence:
+        problems.append(f"{stats.findings_below_confidence} weaker findings not shown (--min-confidence low)")
     if stats.files_skipped:
         problems.append("skipped " + ", ".join(f"{n} ({why})" for why, n in stats.files_skipped.items()))
     if stats.files_degraded:
