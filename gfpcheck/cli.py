@@ -10,7 +10,7 @@ import click
 
 from . import __version__
 from .checks.catalog import BY_ID, CHECKS
-from .discover import DEFAULT_EXCLUDES, DEFAULT_MAX_SIZE, DiscoveryError
+from .discover import ALL_ARCHES, DEFAULT_ARCH, DEFAULT_EXCLUDES, DEFAULT_MAX_SIZE, DiscoveryError
 from .pipeline import ScanOptions, scan
 from .report import json as json_report
 from .report import text as text_report
@@ -41,13 +41,15 @@ def main() -> None:
               help="Worker processes for extraction; 0 uses every core, 1 runs serially.")
 @click.option("--exclude", "excludes", multiple=True, help="Glob of root-relative paths to skip (repeatable).")
 @click.option("--no-default-excludes", is_flag=True, help=f"Do not skip {', '.join(DEFAULT_EXCLUDES)}.")
+@click.option("--arch", default=DEFAULT_ARCH, show_default=True,
+              help=f"The architecture whose arch/ directory is read; '{ALL_ARCHES}' reads every one.")
 @click.option("--max-file-size", type=click.IntRange(min=1), default=DEFAULT_MAX_SIZE, show_default=True,
               help="Skip files larger than this many bytes.")
 @click.option("--min-confidence", type=click.Choice(["low", "medium", "high"]), default="medium",
               show_default=True, help="Report only findings whose evidence is at least this strong.")
 @click.option("--timings", is_flag=True, help="Add seconds per stage to the JSON stats (output then varies).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
-def scan_command(paths, root, fmt, rules_dirs, jobs, excludes, no_default_excludes, max_file_size,
+def scan_command(paths, root, fmt, rules_dirs, jobs, excludes, no_default_excludes, arch, max_file_size,
                  min_confidence, timings, quiet) -> None:
     """Scan PATHS (default: .) and report allocation-context findings."""
     paths = tuple(paths) or (Path("."),)
@@ -59,7 +61,7 @@ def scan_command(paths, root, fmt, rules_dirs, jobs, excludes, no_default_exclud
     options = ScanOptions(
         paths=paths, root=root, rules_dirs=dirs, jobs=jobs,
         excludes=tuple(excludes) + (() if no_default_excludes else DEFAULT_EXCLUDES),
-        max_file_size=max_file_size, min_confidence=min_confidence,
+        max_file_size=max_file_size, min_confidence=min_confidence, arch=arch,
     )
     try:
         result = scan(options)

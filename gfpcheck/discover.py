@@ -15,6 +15,8 @@ from pathlib import Path
 SOURCE_SUFFIXES = (".c", ".h")
 DEFAULT_EXCLUDES = ("tools/*", "scripts/*", "Documentation/*", "samples/*")
 DEFAULT_MAX_SIZE = 1 << 20  # generated register headers are larger; they define no functions worth reading
+DEFAULT_ARCH = "x86"
+ALL_ARCHES = "all"
 
 
 class DiscoveryError(Exception):
@@ -66,6 +68,20 @@ def discover(paths: list[Path], root: Path, excludes: tuple[str, ...] = DEFAULT_
                 continue
             found[rel] = SourceFile(rel, str(path), info.st_size)
     return [found[k] for k in sorted(found)], sorted(skipped, key=lambda s: s.path)
+
+
+def arch_excludes(root: Path, arch: str) -> tuple[str, ...]:
+    """Globs that leave out every arch/ directory but `arch`'s: a kernel is built for
+    one architecture, and generic code calling flush_tlb_kernel_range() reaches
+    only that architecture's definition."""
+    if arch == ALL_ARCHES:
+        return ()
+    arches = root / "arch"
+    try:
+        names = sorted(p.name for p in arches.iterdir() if p.is_dir())
+    except OSError:
+        return ()
+    return tuple(f"arch/{name}/*" for name in names if name != arch)
 
 
 def _walk(directory: Path, skipped: list[Skipped]):

@@ -17,7 +17,7 @@ from typing import Callable
 
 from .checks.evidence import CONFIDENCE_ORDER
 from .checks.nofs import Analysis, run_checks
-from .discover import DEFAULT_EXCLUDES, DEFAULT_MAX_SIZE, Skipped, discover
+from .discover import DEFAULT_ARCH, DEFAULT_EXCLUDES, DEFAULT_MAX_SIZE, Skipped, arch_excludes, discover
 from .extract.runner import extract_all
 from .findings import Finding, Stats
 from .link import T_ALLOC, link
@@ -36,6 +36,7 @@ class ScanOptions:
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES
     max_file_size: int = DEFAULT_MAX_SIZE
     min_confidence: str = "medium"  # findings below this are counted, not reported
+    arch: str = DEFAULT_ARCH  # the one arch/ directory read; ALL_ARCHES for every one
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def scan(options: ScanOptions, progress: Progress | None = None, rules: Ruleset 
         clock = now
 
     rules = rules or load_rules(options.rules_dirs)
-    files, skipped = discover(list(options.paths), options.root, options.excludes, options.max_file_size)
+    excludes = options.excludes + arch_excludes(options.root, options.arch)
+    files, skipped = discover(list(options.paths), options.root, excludes, options.max_file_size)
     lap("discover")
     progress.start("extract", len(files))
     facts = extract_all([(f.path, f.location) for f in files], rules, options.jobs or os.cpu_count() or 1,

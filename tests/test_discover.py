@@ -60,3 +60,14 @@ def test_single_file_and_paths_relative_to_root(tmp_path):
     make(tmp_path, {"fs/x/a.c": b"int a;"})
     files, _ = discover([tmp_path / "fs" / "x" / "a.c"], tmp_path)
     assert [f.path for f in files] == ["fs/x/a.c"]
+
+
+def test_only_one_architecture_is_read(tmp_path):
+    from gfpcheck.discover import arch_excludes
+
+    make(tmp_path, {"arch/x86/mm/tlb.c": b"void flush(void) {}", "arch/um/kernel/tlb.c": b"void flush(void) {}",
+                    "mm/vmalloc.c": b"void v(void) { flush(); }"})
+    files, _ = discover([tmp_path], tmp_path, arch_excludes(tmp_path, "x86"))
+    assert [f.path for f in files] == ["arch/x86/mm/tlb.c", "mm/vmalloc.c"]
+    files, _ = discover([tmp_path], tmp_path, arch_excludes(tmp_path, "all"))
+    assert len(files) == 3

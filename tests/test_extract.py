@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gfpcheck.extract import extract_file
-from gfpcheck.facts import (CALL_ARGS, CALL_BASE, CALL_KIND, CALL_NAME, CALL_PATH, CALL_RESULT, DIRECT, EV_GOTO,
+from gfpcheck.facts import (CALL_ARGS, CALL_BASE, CALL_KIND, CALL_NAME, CALL_PATH, CALL_RESULT, EV_GOTO,
                             EV_IF, EV_LABEL, EV_RETURN, FIELD, decode, encode, flow_events)
 
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..facts import CALL_ARGS, PARAM_NAME, PARAM_TYPE
 from ..findings import Finding
-from ..link import T_INDIRECT, T_PARAM, Program
+from ..link import Program
 from ..propagate import state as st
 from ..propagate.contexts import Contexts
 from ..propagate.effects import Effects
