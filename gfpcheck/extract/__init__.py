@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import marshal
 import re
+from sys import intern
 from bisect import bisect_right
 from operator import attrgetter, itemgetter
 
@@ -262,13 +263,13 @@ class _Extractor:
         if inner:
             args = self.args_cache.get(inner)
             if args is None:
-                args = tuple(map(argument_fact, split_arguments(inner.decode("utf-8", "replace"))))
+                args = tuple(_interned(a) for a in map(argument_fact, split_arguments(inner.decode("utf-8", "replace"))))
                 self.args_cache[inner] = args
         result = self.results.get(start, "")
         kind = callee.type
         if kind == "identifier":
-            return (src[start:callee.end_byte].decode("utf-8", "replace"), DIRECT, line, column, args, "", (),
-                    result)
+            return (intern(src[start:callee.end_byte].decode("utf-8", "replace")), DIRECT, line, column, args, "",
+                    (), result)
         if kind == "field_expression":
             names = _FIELD_PATH.split(text(src, callee))[::2]
             if all(map(str.isidentifier, names[1:])):
@@ -519,6 +520,11 @@ class _Extractor:
 
 
 _first = itemgetter(0)
+
+
+def _interned(text: str | None) -> str | None:
+    """Names recur across millions of calls: one copy each, kept through marshal."""
+    return intern(text) if text is not None and text.isidentifier() else text
 
 
 _start = attrgetter("start_byte")
