@@ -5,10 +5,13 @@ the whole tree (which function a name means, what a field call reaches) is
 decided later by linking.
 
 A kernel tree yields millions of call sites, so the two most numerous records
-are plain tuples read through the index constants below, and a function's
-control flow is kept encoded until an analysis asks for it.  `encode` and
-`decode` turn a FileFacts into bytes and back (marshal: fast, and exact for
-these types); the bytes are what the cache stores and workers send.
+are plain tuples read through the index constants below.  A function's call
+sites and control flow stay encoded until an analysis asks for them: the
+whole-tree stages work from `callees` (each plainly called name, once) and
+only decode the functions whose `detail` says a call needs more than its
+name.  `encode` and `decode` turn a FileFacts into bytes and back (marshal:
+fast, and exact for these types); the bytes are what the cache stores and
+workers send.
 """
 
 from __future__ import annotations
@@ -70,7 +73,15 @@ class Function(NamedTuple):
     returns_pointer: bool
     return_type: str
     params: tuple[Param, ...]
-    calls: tuple[CallSite, ...]  # in evaluation order
+    # Plain calls by name, each name once (sorted), and how often each is called:
+    # calls to something other than a rules API, with no mask among their arguments.
+    callees: tuple[str, ...]
+    callee_counts: tuple[int, ...]
+    # Some call needs per-site analysis: a rules API (allocator, scope,
+    # transaction, dispatcher, noreturn), a call through a member or a
+    # parameter, or an argument that is a mask.
+    detail: bool
+    calls: bytes  # every call site in evaluation order, marshal-encoded (see call_sites)
     # Statements that shape control flow, marshal-encoded (see flow_events);
     # b"" when the body is straight-line code.
     flow: bytes
@@ -86,8 +97,14 @@ class FileFacts(NamedTuple):
     structs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # struct -> ((field, type), ...)
     typedefs: tuple[tuple[str, str], ...]  # alias -> type
     globals: tuple[tuple[str, str], ...]  # variable -> type
-    error_nodes: int  # ERROR nodes in the parse
+    arg_names: tuple[str, ...]  # every plain name passed as a call argument, sorted (function pointers among them)
+    error_nodes: int  # 1 when the parse has ERROR or MISSING nodes
     problem: str = ""  # why the file was degraded or skipped, "" when fine
+
+
+def empty_facts(path: str, problem: str) -> FileFacts:
+    """Facts of a file that could not be read or parsed."""
+    return FileFacts(path, (), (), (), (), (), (), 0, problem)
 
 
 # -- flow events ----------------------------------------------------------------
@@ -108,6 +125,11 @@ EV_BREAK = 8
 EV_CONTINUE = 9
 
 
+def call_sites(function: Function) -> tuple[CallSite, ...]:
+    """The function's call sites, decoded."""
+    return marshal.loads(function.calls) if function.calls else ()
+
+
 def flow_events(function: Function) -> tuple:
     """The function's statement and call events, or () for straight-line code."""
     return marshal.loads(function.flow) if function.flow else ()
@@ -117,17 +139,18 @@ def encode(facts: FileFacts) -> bytes:
     """Bytes for the cache and for workers to hand back; `decode` inverts it."""
     functions = tuple(tuple(f[:-1]) + (tuple(map(tuple, f.bindings)),) for f in facts.functions)
     plain = (facts.path, functions, tuple(map(tuple, facts.bindings)), facts.structs, facts.typedefs,
-             facts.globals, facts.error_nodes, facts.problem)
+             facts.globals, facts.arg_names, facts.error_nodes, facts.problem)
     return marshal.dumps(plain)
 
 
 def decode(data: bytes) -> FileFacts:
     """Inverse of encode; raises ValueError (or EOFError, TypeError) on bytes it did not make."""
-    path, functions, bindings, structs, typedefs, globals_, error_nodes, problem = marshal.loads(data)
+    path, functions, bindings, structs, typedefs, globals_, arg_names, error_nodes, problem = marshal.loads(data)
     new = tuple.__new__
     return FileFacts(
         path,
-        tuple(new(Function, f[:-1] + (tuple(new(Binding, b) for b in f[-1]),)) for f in functions),
+        tuple(new(Function, f[:-1] + (tuple(new(Binding, b) for b in f[-1]) if f[-1] else (),))
+              for f in functions),
         tuple(new(Binding, b) for b in bindings),
-        structs, typedefs, globals_, error_nodes, problem,
+        structs, typedefs, globals_, arg_names, error_nodes, problem,
     )

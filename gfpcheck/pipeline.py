@@ -7,6 +7,7 @@ and call graph -> propagate contexts -> checks make findings.  The CLI calls
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import time
@@ -20,7 +21,7 @@ from .checks.nofs import Analysis, run_checks
 from .discover import DEFAULT_ARCH, DEFAULT_EXCLUDES, DEFAULT_MAX_SIZE, Skipped, arch_excludes, discover
 from .extract.runner import extract_all
 from .findings import Finding, Stats
-from .link import T_ALLOC, link
+from .link import link
 from .propagate.contexts import Contexts
 from .propagate.effects import Effects
 from .propagate.origins import Origins
@@ -59,6 +60,18 @@ class Progress:
 
 def scan(options: ScanOptions, progress: Progress | None = None, rules: Ruleset | None = None) -> ScanResult:
     """Run every stage over the tree; raises RuleError or DiscoveryError on unusable input."""
+    # A whole tree is millions of small tuples and no reference cycles: the cyclic
+    # collector would only rescan them over and over.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan(options, progress, rules)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None) -> ScanResult:
     progress = progress or Progress()
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -104,7 +117,7 @@ def scan(options: ScanOptions, progress: Progress | None = None, rules: Ruleset 
         indirect_calls=link_stats.indirect_calls,
         indirect_resolved=link_stats.indirect_resolved,
         call_edges=link_stats.call_edges,
-        allocation_sites=sum(1 for row in program.targets for t in row if t[0] == T_ALLOC),
+        allocation_sites=link_stats.allocation_sites,
         findings_below_confidence=len(every) - len(findings),
         seconds=seconds,
     )

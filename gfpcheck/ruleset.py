@@ -104,6 +104,12 @@ class Ruleset:
     def reclaim_bit(self) -> int:
         return self.bits[self.roles["direct_reclaim"]]
 
+    @cached_property
+    def special_names(self) -> frozenset[str]:
+        """Names a call site must be analysed for itself, not just followed."""
+        return frozenset(self.allocators) | frozenset(self.scopes) | frozenset(self.begin) | \
+            frozenset(self.end) | frozenset(self.dispatchers) | self.noreturn
+
     @property
     def opportunistic_bits(self) -> int:
         bits = 0
@@ -119,6 +125,7 @@ class Ruleset:
         # cached_property values are rebuilt in worker processes
         state = dict(self.__dict__)
         state.pop("algebra", None)
+        state.pop("special_names", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ class Analysed:
     def states_at(self, function: str, callee: str, occurrence: int = 0) -> list[int]:
         """States in which `function` (as reached) makes its n-th call to `callee`."""
         fid = self.fid(function)
-        calls = self.program.functions[fid].calls
+        calls = self.program.calls(fid)
         indices = [i for i, c in enumerate(calls) if c[0] == callee]
         sites = self.contexts.site_states(fid, self.contexts.reached[fid])
         return list(st.members(sites[indices[occurrence]]))

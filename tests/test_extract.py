@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from gfpcheck.extract import extract_file
 from gfpcheck.facts import (CALL_ARGS, CALL_BASE, CALL_KIND, CALL_NAME, CALL_PATH, CALL_RESULT, EV_GOTO,
-                            EV_IF, EV_LABEL, EV_RETURN, FIELD, decode, encode, flow_events)
+                            EV_IF, EV_LABEL, EV_RETURN, FIELD, call_sites, decode, encode, flow_events)
 
 
 def functions(rules, source: str, path: str = "fs/demo/x.c"):
@@ -41,7 +41,7 @@ COMPAT_SYSCALL_DEFINE0(restart)
     sys_open = funcs["sys_open"]
     assert sys_open.entry
     assert [p[0] for p in sys_open.params] == ["filename", "flags", "mode"]
-    assert [c[CALL_NAME] for c in sys_open.calls] == ["do_sys_open"]
+    assert [c[CALL_NAME] for c in call_sites(sys_open)] == ["do_sys_open"]
     assert funcs["compat_sys_restart"].entry
 
 
@@ -55,13 +55,15 @@ int f(struct foo *x, gfp_t gfp)
 	return ret;
 }
 """)
-    calls = funcs["f"].calls
+    calls = call_sites(funcs["f"])
     assert [c[CALL_NAME] for c in calls] == ["inner", "outer", "run", ""]
     outer = calls[1]
     assert outer[CALL_ARGS] == (None, "GFP_KERNEL | __GFP_ZERO", "callback", "gfp", None)
     assert outer[CALL_RESULT] == "ret"
     run = calls[2]
     assert run[CALL_KIND] == FIELD and run[CALL_BASE] == "x" and run[CALL_PATH] == ("ops",)
+    assert funcs["f"].detail  # member calls and a literal mask need per-site analysis
+    assert funcs["f"].callees == ("inner", "outer") and funcs["f"].callee_counts == (1, 1)
 
 
 def test_function_like_macros_are_followed(rules):
@@ -73,9 +75,10 @@ def test_function_like_macros_are_followed(rules):
     macro = funcs["ext4_journal_start"]
     assert macro.macro
     assert [p[0] for p in macro.params] == ["inode", "type", "nblocks"]
-    assert macro.calls[0][CALL_NAME] == "__ext4_journal_start"
-    assert macro.calls[0][CALL_ARGS][:3] == ("inode", "__LINE__", "type")
-    assert macro.calls[0][2] == 3  # reported on the line of the call inside the body
+    assert macro.detail and macro.callees == ()  # its one call is a rules begin API
+    assert call_sites(macro)[0][CALL_NAME] == "__ext4_journal_start"
+    assert call_sites(macro)[0][CALL_ARGS][:3] == ("inode", "__LINE__", "type")
+    assert call_sites(macro)[0][2] == 3  # reported on the line of the call inside the body
     assert "NOT_A_CALL" not in funcs
 
 

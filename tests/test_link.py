@@ -9,9 +9,9 @@ from .helpers import analyse
 
 def target_of(a, function: str, callee: str, path: str | None = None):
     fid = a.fid(function, path)
-    calls = a.program.functions[fid].calls
+    calls = a.program.calls(fid)
     index = next(i for i, c in enumerate(calls) if c[0] == callee)
-    return a.program.targets[fid][index]
+    return a.program.targets(fid)[index]
 
 
 def names(a, ids) -> list[str]:

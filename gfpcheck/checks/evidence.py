@@ -40,12 +40,12 @@ class Evidence:
         if index is None:
             line, column = function.line, function.column
         else:
-            call = function.calls[index]
+            call = self.program.calls(fid)[index]
             line, column = call[2], call[3]
         return ChainStep(function.name, program.path(fid), line, column, note)
 
     def _call_name(self, fid: int, index: int) -> str:
-        return self.program.functions[fid].calls[index][CALL_NAME] or "(indirect call)"
+        return self.program.calls(fid)[index][CALL_NAME] or "(indirect call)"
 
     def _name(self, fid: int) -> str:
         return self.program.functions[fid].name
@@ -54,7 +54,7 @@ class Evidence:
     def finding(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, kind: str) -> Finding:
         program = self.program
         function = program.functions[origin.fid]
-        call = function.calls[origin.index]
+        call = program.calls(origin.fid)[origin.index]
         allocator = use.allocator if use is not None else (origin.allocator or call[CALL_NAME])
         gfp = origin.text if origin.arg >= 0 else f"{origin.text} (implied by {origin.allocator}())"
         steps: list[ChainStep] = []
@@ -81,7 +81,7 @@ class Evidence:
             return "low"
         calls = len(chain.links)
         subsystems = len({subsystem(step.file) for step in steps})
-        targets = [self.program.targets[link.caller][link.index] for link in chain.links if link.binding is None]
+        targets = [self.program.targets(link.caller)[link.index] for link in chain.links if link.binding is None]
         indirect = any(t[0] == T_INDIRECT and t[3] != DISPATCHED for t in targets)
         if calls <= HIGH_CALLS and subsystems <= HIGH_SUBSYSTEMS and not indirect:
             return "high"
@@ -117,7 +117,7 @@ class Evidence:
             return f"a {self.rules.handle_types.get(handle[1], 'transaction handle')}"
         first = chain.links[0].index if chain.links else None
         begin = self._begin_before(chain.source, first)
-        target = self.program.targets[chain.source][begin] if begin is not None else None
+        target = self.program.targets(chain.source)[begin] if begin is not None else None
         if target is not None and target[0] == T_BEGIN:
             handle_type = self.rules.begin[target[2]].handle_type
             return f"a {self.rules.handle_types.get(handle_type, 'transaction handle')}"
@@ -156,7 +156,7 @@ class Evidence:
         begin = self._begin_before(fid, until)
         if begin is None:
             return None
-        target = program.targets[fid][begin]
+        target = program.targets(fid)[begin]
         if target[0] == T_BEGIN:
             return self._step(fid, begin, f"{target[2]}() takes a transaction handle  [rules: begin]")
         return self._step(fid, begin, f"{self._call_name(fid, begin)}() returns with a transaction handle held  "
@@ -186,14 +186,14 @@ class Evidence:
 
     def _invocation(self, site) -> int | None:
         """Where the function a callback was passed to calls that parameter."""
-        return next((i for i, t in enumerate(self.program.targets[site.callee])
+        return next((i for i, t in enumerate(self.program.targets(site.callee))
                      if t[0] == T_PARAM and t[1] == site.arg), None)
 
     def _begin_before(self, fid: int, until: int | None) -> int | None:
         """The last call before `until` that takes a handle (a begin API or a wrapper of one)."""
         effects = self.a.effects
         found = None
-        for index, target in enumerate(self.program.targets[fid]):
+        for index, target in enumerate(self.program.targets(fid)):
             if until is not None and index > until:
                 break
             if target[0] == T_BEGIN:
@@ -205,7 +205,7 @@ class Evidence:
     def _scope_before(self, fid: int, until: int) -> tuple[int, str] | None:
         effects = self.a.effects
         found = None
-        for index, target in enumerate(self.program.targets[fid]):
+        for index, target in enumerate(self.program.targets(fid)):
             if index > until:
                 break
             if target[0] == T_SCOPE and self.rules.scopes[target[1]].op == "open":
@@ -226,7 +226,7 @@ class Evidence:
 
     def _link(self, link: Link, callee: int | None) -> list[ChainStep]:
         program = self.program
-        target = program.targets[link.caller][link.index]
+        target = program.targets(link.caller)[link.index]
         if link.binding is not None:
             site = link.binding
             bound = self._name(site.function)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
+import networkx as nx
+
 from ..findings import Finding
 from ..link import Program
 from ..propagate import state as st
@@ -129,7 +131,7 @@ class _Checker:
         if self._clean_callers is None:
             program = self.program
             graph = program.graph
-            unknown_roots = {f for f in graph.nodes if graph.in_degree(f) == 0 and f not in program.entries}
+            unknown_roots = {f for f, degree in graph.in_degree() if degree == 0 and f not in program.entries}
             unknown_roots |= program.address_taken
             unknown = _reachable(graph, unknown_roots)
             from_entries = _reachable(graph, program.entries)
@@ -155,13 +157,7 @@ def _believed_unscoped(state: int) -> bool:
 
 
 def _reachable(graph, roots) -> set[int]:
-    seen = set(roots)
-    stack = list(roots)
-    succ = graph.succ
-    while stack:
-        fid = stack.pop()
-        for callee in succ[fid]:
-            if callee not in seen:
-                seen.add(callee)
-                stack.append(callee)
-    return seen
+    """Every function reachable from `roots` in the call graph, the roots included."""
+    if not roots:
+        return set()
+    return set().union(*nx.bfs_layers(graph, sorted(roots)))

@@ -19,7 +19,7 @@ from operator import attrgetter, itemgetter
 from tree_sitter import Node, QueryCursor
 
 from ..facts import (DIRECT, EV_BREAK, EV_CALL, EV_CASE, EV_CONTINUE, EV_GOTO, EV_IF, EV_LABEL, EV_LOOP,
-                     EV_RETURN, EV_SWITCH, FIELD, OTHER, Binding, FileFacts, Function)
+                     EV_RETURN, EV_SWITCH, FIELD, OTHER, Binding, FileFacts, Function, empty_facts)
 from ..ruleset import Ruleset
 from .declarators import (argument_fact, base_type, declarator_name, function_declarator, parse_parameters,
                           split_arguments, text)
@@ -41,7 +41,7 @@ def extract_file(path: str, data: bytes, rules: Ruleset) -> FileFacts:
     try:
         tree = parser().parse(data)
     except Exception as exc:  # tree-sitter refuses some inputs outright
-        return FileFacts(path, (), (), (), (), (), 0, f"parse failed: {exc}")
+        return empty_facts(path, f"parse failed: {exc}")
     return _Extractor(path, data, rules).run(tree.root_node)
 
 
@@ -71,6 +71,9 @@ class _Extractor:
         self.rules = rules
         self.results: dict[int, str] = {}  # callee start byte -> variable assigned the result
         self.args_cache: dict[bytes, tuple] = {}
+        self.masked_args: set[int] = set()  # ids of cached argument tuples holding a mask
+        self.special = rules.special_names
+        self.mask_names = rules.algebra.names
 
     # -- driver ------------------------------------------------------------
     def run(self, root: Node) -> FileFacts:
@@ -136,7 +139,8 @@ class _Extractor:
             structs=structs,
             typedefs=typedefs,
             globals=tuple(sorted(set(self._globals(global_declarations)))),
-            error_nodes=len(captures.get("error", ())),
+            arg_names=self._arg_names(),
+            error_nodes=int(root.has_error),
         )
 
     def _call_parts(self, captures):
@@ -249,22 +253,59 @@ class _Extractor:
         needs_types = bool(scope.field_assigns) or any(c[1] == FIELD for c in calls)
         local_types, mask_locals = self._locals(scope, needs_types) if scope.declarations else ((), ())
         bindings = tuple(b for b in map(self._field_assign, scope.field_assigns) if b is not None)
+        callees, counts, detail = self._callees(calls, scope.params, mask_locals)
         return Function(scope.name, scope.line, scope.column, scope.end_line, scope.static, False, scope.entry,
-                        scope.noreturn, scope.returns_pointer, scope.return_type, scope.params, calls, flow, local_types,
-                        mask_locals, bindings)
+                        scope.noreturn, scope.returns_pointer, scope.return_type, scope.params, callees, counts, detail,
+                        marshal.dumps(calls) if calls else b"", flow, local_types, mask_locals, bindings)
+
+    def _callees(self, calls: tuple, params: tuple, mask_locals: tuple) -> tuple[tuple, tuple, bool]:
+        """(plain callee names, how often each is called, whether any call needs per-site
+        analysis); see facts.Function.  Also records every plain name passed as an argument."""
+        special = self.special
+        param_names = {p[0] for p in params}
+        masked = self.masked_args
+        local_masks = {name for name, _values in mask_locals}
+        counts: dict[str, int] = {}
+        detail = False
+        for call in calls:
+            name = call[0]
+            args = call[4]
+            if not detail and args and (id(args) in masked or (local_masks and not local_masks.isdisjoint(args))):
+                detail = True
+            if call[1] != DIRECT or name in special or name in param_names:
+                detail = True
+                continue
+            counts[name] = counts.get(name, 0) + 1
+        names = tuple(sorted(counts))
+        return names, tuple(counts[n] for n in names), detail
+
+    def _arg_names(self) -> tuple[str, ...]:
+        """Every plain name passed as an argument in the file, sorted."""
+        names = set()
+        for args in self.args_cache.values():
+            names.update(args)
+        names.discard(None)
+        return tuple(sorted(n for n in names if n.isidentifier()))
+
+    def _arguments(self, inner: bytes) -> tuple:
+        """What is kept of a call's arguments (declarators.argument_fact), shared by
+        every call with the same argument text; a tuple that holds a mask is noted."""
+        args = self.args_cache.get(inner)
+        if args is None:
+            args = tuple([argument_fact(a) for a in split_arguments(inner.decode("utf-8", "replace"))])
+            self.args_cache[inner] = args
+            masks = self.mask_names
+            if any(a is not None and (a in masks or not a.isidentifier()) for a in args):
+                self.masked_args.add(id(args))
+        return args
 
     def _call(self, callee: Node, args_node: Node) -> tuple:
         src = self.src
         start = callee.start_byte
         row, col = callee.start_point
         line, column = row + 1, col + 1
-        args: tuple = ()
         inner = src[args_node.start_byte + 1:args_node.end_byte - 1]
-        if inner:
-            args = self.args_cache.get(inner)
-            if args is None:
-                args = tuple(_interned(a) for a in map(argument_fact, split_arguments(inner.decode("utf-8", "replace"))))
-                self.args_cache[inner] = args
+        args = self._arguments(inner) if inner else ()
         result = self.results.get(start, "")
         kind = callee.type
         if kind == "identifier":
@@ -513,18 +554,15 @@ class _Extractor:
             params = tuple((text(src, p), "", 0, line)
                            for p in (params_node.named_children if params_node is not None else ())
                            if p.type == "identifier")
+            callees, counts, detail = self._callees(calls, params, ())
             out.append(Function(text(src, name_node), node.start_point[0] + 1, 1,
-                                node.end_point[0] + 1, False, True, False, False, False, "", params, calls, b"",
-                                (), (), ()))
+                                node.end_point[0] + 1, False, True, False, False, False, "", params, callees, counts,
+                                detail,
+                                marshal.dumps(calls), b"", (), (), ()))
         return out
 
 
 _first = itemgetter(0)
-
-
-def _interned(text: str | None) -> str | None:
-    """Names recur across millions of calls: one copy each, kept through marshal."""
-    return intern(text) if text is not None and text.isidentifier() else text
 
 
 _start = attrgetter("start_byte")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from sys import intern
 
 from tree_sitter import Node
 
@@ -110,24 +111,25 @@ _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 
 
 def argument_fact(arg: str) -> str | None:
-    """What is kept of one argument: a plain name (`&fn` -> `fn`), or any text
-    mentioning gfp (a mask), whitespace-normalised; None for the rest."""
+    """What is kept of one argument: a plain name (`&fn` -> `fn`), interned since
+    names recur across millions of calls, or any text mentioning gfp (a mask),
+    whitespace-normalised; None for the rest."""
     arg = arg.strip()
     if arg.isidentifier():
-        return arg
+        return intern(arg)
     if "/" in arg:
         arg = _COMMENT.sub(" ", arg).strip()
         if arg.isidentifier():
-            return arg
+            return intern(arg)
     first = arg[:1]
     if first == "&":
         rest = arg[1:].strip()
         if rest.isidentifier():
-            return rest
+            return intern(rest)
     elif first == "(" and arg[-1:] == ")":
         inner = arg[1:-1].strip()
         if inner.isidentifier():
-            return inner
+            return intern(inner)
     if "gfp" in arg or "GFP" in arg:
         return " ".join(arg.split())
     return None

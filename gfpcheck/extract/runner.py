@@ -12,7 +12,7 @@ import multiprocessing
 import os
 from typing import Callable, Iterable, Sequence
 
-from ..facts import FileFacts, decode, encode
+from ..facts import FileFacts, decode, empty_facts, encode
 from ..ruleset import Ruleset
 from . import extract_file
 
@@ -22,8 +22,10 @@ _worker_rules: Ruleset | None = None
 def _init_worker(rules: Ruleset) -> None:
     global _worker_rules
     _worker_rules = rules
+    import gc
     import signal
 
+    gc.disable()  # extraction makes millions of short-lived nodes and tuples, never a cycle
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
 
 
@@ -40,9 +42,9 @@ def extract_one(path: str, data: bytes, rules: Ruleset) -> bytes:
     try:
         facts = extract_file(path, data, rules)
     except RecursionError:
-        facts = FileFacts(path, (), (), (), (), (), 0, "nesting too deep to extract")
+        facts = empty_facts(path, "nesting too deep to extract")
     except Exception as exc:  # a front-end bug must not cost the rest of the scan
-        facts = FileFacts(path, (), (), (), (), (), 0, f"extraction failed: {type(exc).__name__}: {exc}")
+        facts = empty_facts(path, f"extraction failed: {type(exc).__name__}: {exc}")
     return encode(facts)
 
 
@@ -50,7 +52,7 @@ def _task(job: tuple[int, str, str]) -> tuple[int, bytes]:
     index, path, location = job
     data, problem = read_source(location)
     if data is None:
-        return index, encode(FileFacts(path, (), (), (), (), (), 0, problem))
+        return index, encode(empty_facts(path, problem))
     assert _worker_rules is not None
     return index, extract_one(path, data, _worker_rules)
 
@@ -58,13 +60,13 @@ def _task(job: tuple[int, str, str]) -> tuple[int, bytes]:
 def extract_all(jobs: Sequence[tuple[str, str]], rules: Ruleset, processes: int,
                 progress: Callable[[int], None] | None = None) -> list[FileFacts]:
     """Facts for each (path, location), in the order given."""
-    results: list[bytes | None] = [None] * len(jobs)
+    results: list[FileFacts | None] = [None] * len(jobs)
     tasks = [(i, path, location) for i, (path, location) in enumerate(jobs)]
     for index, blob in _run(tasks, rules, processes):
-        results[index] = blob
+        results[index] = decode(blob)  # while the workers go on with the next files
         if progress is not None:
             progress(1)
-    return [decode(blob) for blob in results if blob is not None]
+    return [facts for facts in results if facts is not None]
 
 
 def _run(tasks: list[tuple[int, str, str]], rules: Ruleset, processes: int) -> Iterable[tuple[int, bytes]]:

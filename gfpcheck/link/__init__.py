@@ -1,11 +1,16 @@
 """Linking: every file's facts in, one Program (resolved calls + call graph) out.
 
-Each call site gets a Target saying what it reaches: functions by name
+Each call site gets a target saying what it reaches: functions by name
 (`static` ones inside their own file first), an allocator, a scope or
 transaction API from the rules, the functions bound to a struct's
 function-pointer member, the functions a dispatcher macro reaches by key,
 or a parameter of the calling function (bound per call site later).
 The call graph (networkx) has an edge for every caller/callee pair.
+
+Most functions only make plain calls by name; for them linking reads each
+called name once (Function.callees) and never decodes the call sites.
+Per-site targets are computed for the functions whose `detail` needs them,
+and on demand for any other (Program.targets).
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from typing import Iterable
 import networkx as nx
 
 from ..facts import (CALL_ARGS, CALL_BASE, CALL_KIND, CALL_NAME, CALL_PATH, DIRECT, FIELD, PARAM_NAME,
-                     PARAM_POINTER, PARAM_TYPE, FileFacts, Function)
-from ..ruleset import Ruleset, normalize_type
+                     PARAM_POINTER, PARAM_TYPE, FileFacts, Function, call_sites)
+from ..ruleset import Ruleset
 from .types import TypeIndex
 
 # Target kinds: a target is a tuple whose first element is one of these.
@@ -47,13 +52,14 @@ MAX_NAME_ONLY_TARGETS = 8
 # target, always carries it.
 MAX_CONTEXT_TARGETS = 4
 
+NONE_TARGET = (T_NONE,)
+_CALLS_BY_TARGET = (T_FUNC, T_BEGIN, T_END)
+
 
 def subsystem(path: str) -> str:
     """`fs/btrfs/inode.c` -> `fs/btrfs`; `fs/dcache.c` -> `fs`."""
     parts = path.split("/")
     return "/".join(parts[:2]) if len(parts) > 2 else "/".join(parts[:-1])
-
-NONE_TARGET = (T_NONE,)
 
 
 @dataclass(frozen=True)
@@ -77,34 +83,55 @@ class LinkStats:
     indirect_calls: int = 0
     indirect_resolved: int = 0
     call_edges: int = 0
+    allocation_sites: int = 0
 
 
 @dataclass(frozen=True)
 class Program:
-    """The linked tree.  Function ids index `functions`, `file_of` and `targets`."""
+    """The linked tree.  Function ids index `functions`, `file_of` and `callees`."""
 
     files: tuple[FileFacts, ...]
     functions: tuple[Function, ...]
     file_of: tuple[int, ...]
-    targets: tuple[tuple[tuple, ...], ...]  # per function, per call site
+    callees: tuple[tuple[int, ...], ...]  # every function each one's calls can reach
+    detailed: frozenset[int]  # functions whose call sites are analysed one by one
     graph: nx.DiGraph
     entries: frozenset[int]
     address_taken: frozenset[int]
     handle_params: dict[int, tuple[int, str]]  # id -> (parameter index, handle type)
     invoked_params: dict[int, frozenset[int]]  # id -> parameters it may call
     binding_sites: dict[int, tuple[BindingSite, ...]]  # bound function id -> where it was passed
+    resolver: _Resolver
     stats: LinkStats = field(default_factory=LinkStats)
 
     def path(self, fid: int) -> str:
         return self.files[self.file_of[fid]].path
 
+    def calls(self, fid: int) -> tuple:
+        """The function's call sites, decoded once."""
+        return self.resolver.calls(fid)
+
+    def targets(self, fid: int) -> tuple:
+        """What each of the function's call sites reaches, computed once."""
+        return self.resolver.targets(fid)
+
+    def call_to(self, fid: int, callee: int) -> int:
+        """The first call of `fid` that can reach `callee`."""
+        for index, target in enumerate(self.targets(fid)):
+            if target[0] in _CALLS_BY_TARGET or target[0] == T_INDIRECT:
+                if callee in target[1]:
+                    return index
+        raise ValueError(f"function {fid} has no call that reaches {callee}")
+
 
 def link(files: Iterable[FileFacts], rules: Ruleset) -> Program:
-    """Resolve every call site of every file; files must come sorted by path."""
+    """Resolve every call of every file; files must come sorted by path."""
     return _Linker(tuple(files), rules).run()
 
 
-class _Linker:
+class _Resolver:
+    """Names, types and bindings of the whole tree; resolves call sites on demand."""
+
     def __init__(self, files: tuple[FileFacts, ...], rules: Ruleset):
         self.files = files
         self.rules = rules
@@ -116,28 +143,30 @@ class _Linker:
             file_of.extend([index] * len(facts.functions))
         self.functions = functions
         self.file_of = file_of
-        self.stats = LinkStats()
+        self._calls: list[tuple | None] = [None] * len(functions)
+        self._targets: list[tuple | None] = [None] * len(functions)
+        self._by_name: list[dict[str, tuple]] = [{} for _ in files]
         self._index_names()
+        self._index_bindings()
 
     # -- names ---------------------------------------------------------------
     def _index_names(self) -> None:
         local: dict[tuple[int, str], list[int]] = defaultdict(list)
         functions_by_name: dict[str, list[int]] = defaultdict(list)
         macros_by_name: dict[str, list[int]] = defaultdict(list)
+        headers = [facts.path.endswith(".h") for facts in self.files]
         for fid, function in enumerate(self.functions):
             file_index = self.file_of[fid]
             local[(file_index, function.name)].append(fid)
             if function.macro:
                 macros_by_name[function.name].append(fid)
-                self.stats.macros += 1
-            else:
-                self.stats.functions += 1
+            elif not function.static or headers[file_index]:
                 # a static function in a header is visible to every file that includes it
-                if not function.static or self.files[file_index].path.endswith(".h"):
-                    functions_by_name[function.name].append(fid)
+                functions_by_name[function.name].append(fid)
         self.local = {k: tuple(v) for k, v in local.items()}
         self.functions_by_name = {k: tuple(v) for k, v in functions_by_name.items()}
         self.macros_by_name = {k: tuple(v) for k, v in macros_by_name.items()}
+        self.function_names = frozenset(f.name for f in self.functions if not f.macro)
 
     def resolve(self, name: str, file_index: int) -> tuple[int, ...]:
         """Definitions a name means in a file: its own file's first, then global
@@ -145,9 +174,35 @@ class _Linker:
         return (self.local.get((file_index, name)) or self.functions_by_name.get(name)
                 or self.macros_by_name.get(name) or ())
 
-    def _function_ids(self, name: str, file_index: int) -> tuple[int, ...]:
+    def function_ids(self, name: str, file_index: int) -> tuple[int, ...]:
         """Like resolve, but only real functions: what a function pointer can hold."""
+        if name not in self.function_names:
+            return ()
         return tuple(fid for fid in self.resolve(name, file_index) if not self.functions[fid].macro)
+
+    def by_name(self, name: str, file_index: int) -> tuple:
+        """The target of a plain call `name(...)` made in a file."""
+        target = self._by_name[file_index].get(name)
+        if target is None:
+            rules = self.rules
+            if name in rules.allocators:
+                target = (T_ALLOC, name)
+            elif name in rules.scopes:
+                target = (T_SCOPE, name)
+            elif name in rules.begin:
+                target = (T_BEGIN, self.resolve(name, file_index), name)
+            elif name in rules.end:
+                target = (T_END, self.resolve(name, file_index), name)
+            else:
+                ids = self.resolve(name, file_index)
+                if name in rules.noreturn or (ids and all(self.functions[i].noreturn for i in ids)):
+                    target = (T_STOP, name)
+                elif ids:
+                    target = (T_FUNC, ids)
+                else:
+                    target = NONE_TARGET
+            self._by_name[file_index][name] = target
+        return target
 
     # -- bindings --------------------------------------------------------------
     def _index_bindings(self) -> None:
@@ -158,7 +213,7 @@ class _Linker:
         types = self.types
 
         def add(binding, file_index: int, struct: str) -> None:
-            ids = self._function_ids(binding.function, file_index)
+            ids = self.function_ids(binding.function, file_index)
             if not ids:
                 return
             taken.update(ids)
@@ -184,74 +239,41 @@ class _Linker:
         self.taken = taken
 
     # -- call sites --------------------------------------------------------------
-    def run(self) -> Program:
-        self._index_bindings()
-        targets = []
-        stats = self.stats
-        for fid, function in enumerate(self.functions):
-            file_index = self.file_of[fid]
-            params = {p[PARAM_NAME]: i for i, p in enumerate(function.params) if p[PARAM_NAME]}
-            row = []
-            for call in function.calls:
-                stats.call_sites += 1
-                target = self._target(function, file_index, params, call)
-                row.append(target)
-            targets.append(tuple(row))
-        self.targets = targets
-        invoked = self._invoked_params()
-        binding_sites, passed = self._binding_sites(invoked)
-        graph = self._graph(binding_sites)
-        entries = frozenset(fid for fid, f in enumerate(self.functions) if f.entry)
-        return Program(
-            files=self.files, functions=tuple(self.functions), file_of=tuple(self.file_of),
-            targets=tuple(targets), graph=graph, entries=entries,
-            address_taken=frozenset(self.taken | passed), handle_params=self._handle_params(),
-            invoked_params=invoked, binding_sites=binding_sites, stats=stats,
-        )
+    def calls(self, fid: int) -> tuple:
+        calls = self._calls[fid]
+        if calls is None:
+            calls = call_sites(self.functions[fid])
+            self._calls[fid] = calls
+        return calls
 
-    def _target(self, function: Function, file_index: int, params: dict[str, int], call: tuple) -> tuple:
-        rules = self.rules
-        name = call[CALL_NAME]
-        kind = call[CALL_KIND]
-        stats = self.stats
-        if kind == DIRECT:
-            if name in params:
-                stats.indirect_calls += 1
-                stats.indirect_resolved += 1
-                return (T_PARAM, params[name])
-            if name in rules.allocators:
-                stats.direct_calls += 1
-                stats.direct_resolved += 1
-                return (T_ALLOC, name)
-            if name in rules.scopes:
-                stats.direct_calls += 1
-                stats.direct_resolved += 1
-                return (T_SCOPE, name)
-            if name in rules.begin:
-                stats.direct_calls += 1
-                stats.direct_resolved += 1
-                return (T_BEGIN, self.resolve(name, file_index), name)
-            if name in rules.end:
-                stats.direct_calls += 1
-                stats.direct_resolved += 1
-                return (T_END, self.resolve(name, file_index), name)
-            dispatcher = rules.dispatchers.get(name)
-            if dispatcher is not None:
-                stats.indirect_calls += 1
-                return self._dispatch(dispatcher.key, call[CALL_ARGS], name)
-            stats.direct_calls += 1
-            ids = self.resolve(name, file_index)
-            if name in rules.noreturn or (ids and all(self.functions[i].noreturn for i in ids)):
-                stats.direct_resolved += 1
-                return (T_STOP, name)
-            if ids:
-                stats.direct_resolved += 1
-                return (T_FUNC, ids)
-            return NONE_TARGET
-        if kind == FIELD:
-            stats.indirect_calls += 1
-            return self._field_call(function, file_index, call)
-        return NONE_TARGET
+    def targets(self, fid: int) -> tuple:
+        targets = self._targets[fid]
+        if targets is None:
+            targets = self._site_targets(fid)
+            self._targets[fid] = targets
+        return targets
+
+    def _site_targets(self, fid: int) -> tuple:
+        function = self.functions[fid]
+        file_index = self.file_of[fid]
+        params = {p[PARAM_NAME]: i for i, p in enumerate(function.params) if p[PARAM_NAME]}
+        dispatchers = self.rules.dispatchers
+        out = []
+        for call in self.calls(fid):
+            name = call[CALL_NAME]
+            kind = call[CALL_KIND]
+            if kind == DIRECT:
+                if name in params:
+                    out.append((T_PARAM, params[name]))
+                elif name in dispatchers:
+                    out.append(self._dispatch(dispatchers[name].key, call[CALL_ARGS], name))
+                else:
+                    out.append(self.by_name(name, file_index))
+            elif kind == FIELD:
+                out.append(self._field_call(function, file_index, call))
+            else:
+                out.append(NONE_TARGET)
+        return tuple(out)
 
     def _dispatch(self, key_format: str, args: tuple, macro: str) -> tuple:
         try:
@@ -261,7 +283,6 @@ class _Linker:
         ids = self.by_key.get(key, ())
         if not ids:
             return NONE_TARGET
-        self.stats.indirect_resolved += 1
         return (T_INDIRECT, ids, f"{macro}() dispatch of {key}", DISPATCHED, True)
 
     def _carries(self, file_index: int, ids: tuple[int, ...]) -> bool:
@@ -275,14 +296,12 @@ class _Linker:
     def _field_call(self, function: Function, file_index: int, call: tuple) -> tuple:
         member = call[CALL_NAME]
         path = call[CALL_PATH]
-        stats = self.stats
         if path:
             key_format = self.rules.field_dispatchers.get(path[-1])
             if key_format is not None:
                 key = key_format.format(field=member)
                 ids = self.by_key.get(key, ())
                 if ids:
-                    stats.indirect_resolved += 1
                     return (T_INDIRECT, ids, f"->{path[-1]}.{member} dispatch of {key}", DISPATCHED, True)
                 return NONE_TARGET
         struct = ""
@@ -292,98 +311,193 @@ class _Linker:
         if struct:
             ids = self.by_member.get((struct, member), ())
             if ids:
-                stats.indirect_resolved += 1
                 return (T_INDIRECT, ids, f"{struct}.{member}", CONFIDENT, self._carries(file_index, ids))
             return NONE_TARGET
         ids = self.by_field.get(member, ())
         if ids and len(ids) <= MAX_NAME_ONLY_TARGETS:
-            stats.indirect_resolved += 1
             return (T_INDIRECT, ids, f"->{member} (member name only)", NAME_ONLY, False)
         return NONE_TARGET
 
-    # -- parameters holding functions -----------------------------------------------
-    def _invoked_params(self) -> dict[int, frozenset[int]]:
-        """Parameters each function may call, itself or by passing them on."""
+
+def callee_ids(targets: tuple) -> set[int]:
+    """Every function the given call targets can reach."""
+    out: set[int] = set()
+    for target in targets:
+        if target[0] in _CALLS_BY_TARGET or target[0] == T_INDIRECT:
+            out.update(target[1])
+    return out
+
+
+class _Linker:
+    def __init__(self, files: tuple[FileFacts, ...], rules: Ruleset):
+        self.files = files
+        self.rules = rules
+        self.resolver = _Resolver(files, rules)
+        self.stats = LinkStats()
+
+    def run(self) -> Program:
+        resolver = self.resolver
+        functions = resolver.functions
+        stats = self.stats
+        callees: list[tuple[int, ...]] = []
+        detailed: set[int] = set()
+        for fid, function in enumerate(functions):
+            if function.macro:
+                stats.macros += 1
+            else:
+                stats.functions += 1
+            if function.detail:
+                detailed.add(fid)
+                targets = resolver.targets(fid)
+                callees.append(tuple(sorted(callee_ids(targets))))
+                self._count_sites(resolver.calls(fid), targets)
+            else:
+                callees.append(self._plain_callees(fid, function, detailed))
+        graph = _graph(callees, len(functions))
+        invoked, binding_sites = self._callbacks(graph)
+        graph.add_edges_from((site.caller, bound) for bound, sites in sorted(binding_sites.items())
+                             for site in sites)
+        stats.call_edges = graph.number_of_edges()
+        entries = frozenset(fid for fid, f in enumerate(functions) if f.entry)
+        return Program(
+            files=self.files, functions=tuple(functions), file_of=tuple(resolver.file_of),
+            callees=tuple(callees), detailed=frozenset(detailed), graph=graph, entries=entries,
+            address_taken=frozenset(resolver.taken | self._passed()), handle_params=self._handle_params(),
+            invoked_params=invoked, binding_sites=binding_sites, resolver=resolver, stats=stats,
+        )
+
+    def _plain_callees(self, fid: int, function: Function, detailed: set[int]) -> tuple[int, ...]:
+        """Callees of a function that only makes plain calls, from its callee names."""
+        resolver = self.resolver
+        file_index = resolver.file_of[fid]
+        known = resolver._by_name[file_index]
+        stats = self.stats
+        out: list[int] = []
+        calls = resolved = 0
+        for name, count in zip(function.callees, function.callee_counts):
+            target = known.get(name) or resolver.by_name(name, file_index)
+            calls += count
+            kind = target[0]
+            if kind == T_FUNC:
+                resolved += count
+                out += target[1]
+            elif kind == T_STOP:
+                resolved += count
+                detailed.add(fid)  # a call that never returns ends paths: its flow matters
+        stats.call_sites += calls
+        stats.direct_calls += calls
+        stats.direct_resolved += resolved
+        if len(out) > 1:
+            out = sorted(set(out))
+        return tuple(out)
+
+    def _count_sites(self, calls: tuple, targets: tuple) -> None:
+        stats = self.stats
+        dispatchers = self.rules.dispatchers
+        for call, target in zip(calls, targets, strict=True):
+            kind = target[0]
+            stats.call_sites += 1
+            indirect = call[CALL_KIND] != DIRECT or kind == T_PARAM or call[CALL_NAME] in dispatchers
+            if indirect:
+                stats.indirect_calls += 1
+            else:
+                stats.direct_calls += 1
+            if kind != T_NONE:
+                if indirect:
+                    stats.indirect_resolved += 1
+                else:
+                    stats.direct_resolved += 1
+            if kind == T_ALLOC:
+                stats.allocation_sites += 1
+
+    # -- parameters holding functions ------------------------------------------------
+    def _callbacks(self, graph: nx.DiGraph):
+        """Parameters each function may call (itself or by passing them on), and where
+        a function is passed to such a parameter.  Found from the functions that call a
+        parameter, back through their callers only."""
+        resolver = self.resolver
+        functions = resolver.functions
         invoked: dict[int, set[int]] = defaultdict(set)
-        forwards: list[tuple[int, int, tuple[int, ...], int]] = []  # (fid, param, callees, arg)
-        for fid, function in enumerate(self.functions):
-            params = {p[PARAM_NAME]: i for i, p in enumerate(function.params) if p[PARAM_NAME]}
-            if not params:
-                continue
-            for call, target in zip(function.calls, self.targets[fid]):
+        for fid in sorted(fid for fid, f in enumerate(functions) if f.detail):
+            for target in resolver.targets(fid):
                 if target[0] == T_PARAM:
                     invoked[fid].add(target[1])
-                elif target[0] == T_FUNC:
-                    for arg, text in enumerate(call[CALL_ARGS]):
-                        if text in params:
-                            forwards.append((fid, params[text], target[1], arg))
-        changed = True
-        while changed:
-            changed = False
-            for fid, param, callees, arg in forwards:
-                if param in invoked.get(fid, ()):
+        queue = sorted(invoked)
+        while queue:
+            callee = queue.pop()
+            for caller in sorted(graph.pred[callee]):
+                params = {p[PARAM_NAME]: i for i, p in enumerate(functions[caller].params) if p[PARAM_NAME]}
+                if not params:
                     continue
-                if any(arg in invoked.get(callee, ()) for callee in callees):
-                    invoked[fid].add(param)
-                    changed = True
-        return {fid: frozenset(p) for fid, p in invoked.items() if p}
-
-    def _binding_sites(self, invoked: dict[int, frozenset[int]]):
-        """Where a function is passed to a parameter its callee calls; and every
-        function whose address is passed anywhere (its callers are not all known)."""
+                for call, target in zip(resolver.calls(caller), resolver.targets(caller), strict=True):
+                    if target[0] not in _CALLS_BY_TARGET or callee not in target[1]:
+                        continue
+                    for arg in invoked[callee]:
+                        text = call[CALL_ARGS][arg] if arg < len(call[CALL_ARGS]) else None
+                        if text in params and params[text] not in invoked[caller]:
+                            invoked[caller].add(params[text])
+                            queue.append(caller)
         sites: dict[int, list[BindingSite]] = defaultdict(list)
-        passed: set[int] = set()
-        for fid, function in enumerate(self.functions):
-            file_index = self.file_of[fid]
-            params = {p[PARAM_NAME] for p in function.params}
-            for index, (call, target) in enumerate(zip(function.calls, self.targets[fid])):
-                for arg, text in enumerate(call[CALL_ARGS]):
-                    if not text or text in params:
+        for callee in sorted(invoked):
+            for caller in sorted(graph.pred[callee]):
+                file_index = resolver.file_of[caller]
+                params = {p[PARAM_NAME] for p in functions[caller].params}
+                for index, (call, target) in enumerate(zip(resolver.calls(caller), resolver.targets(caller),
+                                                           strict=True)):
+                    if target[0] not in _CALLS_BY_TARGET or callee not in target[1]:
                         continue
-                    ids = self._function_ids(text, file_index)
-                    if not ids:
-                        continue
-                    passed.update(ids)
-                    if target[0] not in (T_FUNC, T_BEGIN, T_END):
-                        continue
-                    for callee in target[1]:
-                        if arg in invoked.get(callee, ()):
-                            for bound in ids:
-                                sites[bound].append(BindingSite(fid, index, callee, arg, bound))
-        return {k: tuple(v) for k, v in sites.items()}, passed
+                    args = call[CALL_ARGS]
+                    for arg in sorted(invoked[callee]):
+                        text = args[arg] if arg < len(args) else None
+                        if not text or text in params:
+                            continue
+                        for bound in resolver.function_ids(text, file_index):
+                            sites[bound].append(BindingSite(caller, index, callee, arg, bound))
+        return ({fid: frozenset(p) for fid, p in invoked.items() if p},
+                {k: tuple(v) for k, v in sorted(sites.items())})
+
+    def _passed(self) -> set[int]:
+        """Every function whose address is passed as an argument somewhere."""
+        resolver = self.resolver
+        names = resolver.function_names
+        out: set[int] = set()
+        for file_index, facts in enumerate(self.files):
+            for name in names.intersection(facts.arg_names):
+                out.update(resolver.function_ids(name, file_index))
+        return out
 
     def _handle_params(self) -> dict[int, tuple[int, str]]:
+        """The first parameter of each function whose type is a handle type or a typedef of one."""
         handle_types = self.rules.handle_types
-        canonical = {self.types.canonical(t): t for t in handle_types}
+        types = self.resolver.types
+        canonical = {types.canonical(t): t for t in handle_types}
+        known = dict((t, t) for t in handle_types)
+        for alias in types.typedefs:
+            handle = canonical.get(types.canonical(alias))
+            if handle is not None:
+                known.setdefault(alias, handle)
         out = {}
-        for fid, function in enumerate(self.functions):
+        for fid, function in enumerate(self.resolver.functions):
             for index, param in enumerate(function.params):
-                if param[PARAM_POINTER] != 1:
-                    continue
-                ctype = normalize_type(param[PARAM_TYPE])
-                found = ctype if ctype in handle_types else canonical.get(self.types.canonical(ctype))
-                if found:
-                    out[fid] = (index, found)
+                if param[PARAM_POINTER] == 1 and param[PARAM_TYPE] in known:
+                    out[fid] = (index, known[param[PARAM_TYPE]])
                     break
         return out
 
-    # -- graph ---------------------------------------------------------------------
-    def _graph(self, binding_sites: dict[int, tuple[BindingSite, ...]]) -> nx.DiGraph:
-        edges: dict[tuple[int, int], str] = {}
-        for fid, row in enumerate(self.targets):
-            for target in row:
-                kind = target[0]
-                if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
-                    for callee in target[1]:
-                        edges.setdefault((fid, callee), "call")
-                elif kind == T_INDIRECT:
-                    for callee in target[1]:
-                        edges.setdefault((fid, callee), "indirect")
-        for bound, sites in binding_sites.items():
-            for site in sites:
-                edges.setdefault((site.caller, bound), "callback")
-        graph = nx.DiGraph()
-        graph.add_nodes_from(range(len(self.functions)))
-        graph.add_edges_from((u, v, {"kind": k}) for (u, v), k in edges.items())
-        self.stats.call_edges = graph.number_of_edges()
-        return graph
+
+class CallGraph(nx.DiGraph):
+    """The call graph: a networkx DiGraph over function ids.  Its edges carry no
+    attributes (what a call site reaches is in Program.targets), so the millions
+    of them share one empty attribute dict; never set edge attributes on it."""
+
+    edge_attr_dict_factory = staticmethod(lambda: _NO_ATTRIBUTES)
+
+
+_NO_ATTRIBUTES: dict = {}
+
+
+def _graph(callees: list[tuple[int, ...]], count: int) -> CallGraph:
+    graph = CallGraph()
+    graph.add_nodes_from(range(count))
+    graph.add_edges_from((caller, callee) for caller, row in enumerate(callees) for callee in row)
+    return graph

@@ -44,14 +44,22 @@ class Contexts:
         self._run()
 
     # -- states inside one function ------------------------------------------
+    def inside(self, fid: int, entry_mask: int) -> int:
+        """States inside `fid` entered in the states of `entry_mask`: its entry effect applied."""
+        entry = self.effects.entry
+        if fid not in self.program.handle_params:
+            return entry_mask
+        out = 0
+        for state in st.members(entry_mask):
+            out |= 1 << entry(fid, state)
+        return out
+
     def site_states(self, fid: int, entry_mask: int) -> tuple[int, ...]:
         """States at each call of `fid` when entered in the states of `entry_mask`
         (before the function's own entry effect)."""
         effects = self.effects
-        inside = 0
-        for state in st.members(entry_mask):
-            inside |= 1 << effects.entry(fid, state)
-        calls = self.program.functions[fid].calls
+        inside = self.inside(fid, entry_mask)
+        calls = self.program.calls(fid)
         if effects.is_plain(fid):
             return (inside,) * len(calls)
         sites = [0] * len(calls)
@@ -73,7 +81,7 @@ class Contexts:
         sites = self.site_states(fid, entry_mask)
         name = program.functions[fid].params[param][0]
         out = 0
-        for index, (call, target) in enumerate(zip(program.functions[fid].calls, program.targets[fid])):
+        for index, (call, target) in enumerate(zip(program.calls(fid), program.targets(fid), strict=True)):
             if not sites[index]:
                 continue
             if target[0] == T_PARAM and target[1] == param:
@@ -87,16 +95,16 @@ class Contexts:
                             out |= self.invocation_states(callee, arg, sites[index], depth + 1)
         return out
 
-    def _edges(self, fid: int) -> tuple[tuple, tuple, tuple, tuple]:
-        """The static calls out of `fid`: (direct, indirect carrying context, indirect
-        entered clean, callbacks); each callee once with the first call index that
-        reaches it, callbacks per call site."""
+    def _edges(self, fid: int) -> tuple[tuple, tuple, tuple]:
+        """The static calls out of a detailed function: (direct, indirect carrying
+        context, indirect entered clean), each callee once with the first call index
+        that reaches it."""
         edges = self._edge_cache.get(fid)
         if edges is None:
             direct: dict[int, int] = {}
             indirect: dict[int, int] = {}
             free: dict[int, int] = {}
-            for index, target in enumerate(self.program.targets[fid]):
+            for index, target in enumerate(self.program.targets(fid)):
                 kind = target[0]
                 if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
                     for callee in target[1]:
@@ -104,63 +112,83 @@ class Contexts:
                 elif kind == T_INDIRECT:
                     for callee in target[1]:
                         (indirect if target[4] else free).setdefault(callee, index)
-            callbacks = tuple((site.call, site) for site in self._callbacks_by_caller.get(fid, ()))
-            edges = (tuple(direct.items()), tuple(indirect.items()), tuple(free.items()), callbacks)
+            edges = (tuple(direct.items()), tuple(indirect.items()), tuple(free.items()))
             self._edge_cache[fid] = edges
         return edges
 
     def successors(self, fid: int, entry_mask: int):
         """(callee, states it is entered in, call index, binding site or None) of every
-        call out of `fid`; the binding site is set when the callee is a callback.
-        Belief does not cross indirect calls or callbacks (module docstring)."""
+        call out of `fid`; the binding site is set when the callee is a callback.  The
+        call index is None for a function that only makes plain calls (see
+        Program.call_to).  Belief does not cross indirect calls or callbacks (module
+        docstring)."""
         program = self.program
-        direct, indirect, free, callbacks = self._edges(fid)
-        sites = self.site_states(fid, entry_mask)
         clean = st.single(st.CLEAN)
+        callbacks = self._callbacks_by_caller.get(fid, ())
         if self.effects.is_plain(fid):
-            mask = sites[0] if sites else 0
+            mask = self.inside(fid, entry_mask)
             if not mask:
                 return
-            for callee, index in direct:
-                yield callee, mask, index, None
-            if indirect:
-                without = st.without_belief(mask)
-                for callee, index in indirect:
-                    yield callee, without, index, None
-            for callee, index in free:
-                yield callee, clean, index, None
-        else:
-            for index, target in enumerate(program.targets[fid]):
-                mask = sites[index]
-                if not mask:
-                    continue
-                kind = target[0]
-                if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
-                    for callee in target[1]:
-                        yield callee, mask, index, None
-                elif kind == T_INDIRECT:
-                    entered = st.without_belief(mask) if target[4] else clean
-                    for callee in target[1]:
-                        yield callee, entered, index, None
-        for index, site in callbacks:
+            if fid not in program.detailed:
+                for callee in program.callees[fid]:
+                    yield callee, mask, None, None
+            else:
+                direct, indirect, free = self._edges(fid)
+                for callee, index in direct:
+                    yield callee, mask, index, None
+                if indirect:
+                    without = st.without_belief(mask)
+                    for callee, index in indirect:
+                        yield callee, without, index, None
+                for callee, index in free:
+                    yield callee, clean, index, None
+            for site in callbacks:
+                yield (site.function, st.without_belief(self.invocation_states(site.callee, site.arg, mask)),
+                       site.call, site)
+            return
+        sites = self.site_states(fid, entry_mask)
+        for index, target in enumerate(program.targets(fid)):
             mask = sites[index]
+            if not mask:
+                continue
+            kind = target[0]
+            if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
+                for callee in target[1]:
+                    yield callee, mask, index, None
+            elif kind == T_INDIRECT:
+                entered = st.without_belief(mask) if target[4] else clean
+                for callee in target[1]:
+                    yield callee, entered, index, None
+        for site in callbacks:
+            mask = sites[site.call]
             if mask:
                 yield (site.function, st.without_belief(self.invocation_states(site.callee, site.arg, mask)),
-                       index, site)
+                       site.call, site)
 
     # -- whole program ---------------------------------------------------------------
     def _run(self) -> None:
+        """Breadth-first over functions, each taken with every state newly found for it.
+        A function that only makes plain calls passes its states straight to its
+        callees (the hot path: most of a kernel); the rest go through successors()."""
         program = self.program
         graph = program.graph
         reached = self.reached
         pending: dict[int, int] = {}
         queue: deque[int] = deque()
         normal = st.entry_normal
+        effects = self.effects
+        detailed = program.detailed
+        handles = program.handle_params
+        callbacks = self._callbacks_by_caller
+        callees_of = program.callees
+        self.fast = fast = [fid not in detailed and fid not in callbacks and effects.is_plain(fid)
+                            for fid in range(len(program.functions))]
+        get = reached.get
 
         def push(fid: int, mask: int) -> None:
-            new = normal(mask) & ~reached.get(fid, 0)
+            new = normal(mask) & ~get(fid, 0)
             if new:
-                reached[fid] = reached.get(fid, 0) | new
+                reached[fid] = get(fid, 0) | new
                 if fid in pending:
                     pending[fid] |= new
                 else:
@@ -170,11 +198,24 @@ class Contexts:
         def drain() -> None:
             while queue:
                 fid = queue.popleft()
-                for callee, states, _index, _site in self.successors(fid, pending.pop(fid)):
+                mask = pending.pop(fid)
+                if fast[fid]:
+                    inside = self.inside(fid, mask) if fid in handles else mask
+                    for callee in callees_of[fid]:
+                        new = inside & ~get(callee, 0)  # already normal: states enter as they are
+                        if new:
+                            reached[callee] = get(callee, 0) | new
+                            if callee in pending:
+                                pending[callee] |= new
+                            else:
+                                pending[callee] = new
+                                queue.append(callee)
+                    continue
+                for callee, states, _index, _site in self.successors(fid, mask):
                     if states:
                         push(callee, states)
 
-        roots = sorted(set(program.entries) | {fid for fid in graph.nodes if graph.in_degree(fid) == 0})
+        roots = sorted(set(program.entries) | {fid for fid, degree in graph.in_degree() if degree == 0})
         for fid in roots:
             push(fid, st.single(st.CLEAN))
         drain()

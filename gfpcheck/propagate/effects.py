@@ -16,9 +16,7 @@ something open, or a correlation the flow cannot see
 
 from __future__ import annotations
 
-from collections import defaultdict
-
-import networkx as nx
+from collections import defaultdict, deque
 
 from ..link import T_BEGIN, T_END, T_FUNC, T_SCOPE, T_STOP, Program
 from ..ruleset import Ruleset
@@ -27,7 +25,7 @@ from .flow import Failure, Transfer, run_flow
 from .flowtree import TEST_ERR, TEST_NOT, TEST_NOT_ERR, TEST_TRUTHY, build_tree
 from .origins import Origins
 
-_SCC_ROUNDS = 4
+_MAX_REVISITS = 8  # a summary in a recursive cycle settles long before this
 _NEUTRAL = st.make(1, 1, 1)  # depths that can move both ways when a summary is measured
 
 
@@ -48,7 +46,7 @@ class Effects:
     def tree(self, fid: int) -> tuple:
         tree = self._trees.get(fid)
         if tree is None:
-            tree = build_tree(self.program.functions[fid], self.rules)
+            tree = build_tree(self.program.functions[fid], len(self.program.calls(fid)), self.rules)
             self._trees[fid] = tree
         return tree
 
@@ -59,7 +57,7 @@ class Effects:
         mask also makes NOFS believed from there on; belief never flows back
         to callers, so summaries leave it out."""
         program = self.program
-        target = program.targets[fid][index]
+        target = program.targets(fid)[index]
         kind = target[0]
         effects: tuple[st.Effect, ...] | None = None
         if kind == T_SCOPE:
@@ -81,7 +79,7 @@ class Effects:
     def transfer(self, fid: int, summary: bool) -> Transfer:
         cache: dict[int, tuple[st.Effect, ...] | None] = {}
 
-        targets = self.program.targets[fid]
+        targets = self.program.targets(fid)
 
         def transfer(index: int, mask: int) -> int:
             if targets[index][0] == T_STOP:
@@ -97,7 +95,7 @@ class Effects:
         program = self.program
 
         def failure(test: str, index: int) -> str | None:
-            target = program.targets[fid][index]
+            target = program.targets(fid)[index]
             if target[0] == T_BEGIN:
                 returns_handle = self.rules.begin[target[2]].result == "handle"
             elif target[0] == T_FUNC and any(c in self.summaries for c in target[1]):
@@ -119,11 +117,20 @@ class Effects:
         """No call of the function changes the context: every call runs in the entry states."""
         plain = self._plain.get(fid)
         if plain is None:
-            calls = len(self.program.functions[fid].calls)
-            plain = all(self.site_effects(fid, i, summary=False) is None for i in range(calls)) and \
-                all(t[0] != T_STOP for t in self.program.targets[fid])
+            plain = not self._changes_context(fid, summary=False)
             self._plain[fid] = plain
         return plain
+
+    def _changes_context(self, fid: int, summary: bool) -> bool:
+        """Whether any call of the function has an effect or never returns.  A function
+        that only makes plain calls is answered from its callees, without decoding."""
+        program = self.program
+        if fid not in program.detailed:
+            summaries = self.summaries
+            return any(c in summaries for c in program.callees[fid])
+        targets = program.targets(fid)
+        return any(t[0] == T_STOP for t in targets) or \
+            any(self.site_effects(fid, i, summary) is not None for i in range(len(targets)))
 
     # -- entry ------------------------------------------------------------------------
     def entry(self, fid: int, state: int) -> int:
@@ -140,52 +147,41 @@ class Effects:
 
     # -- summaries ------------------------------------------------------------------------
     def _compute_summaries(self) -> None:
+        """Summaries of every function that can reach a scope or transaction API: from
+        the functions that call one, a changed summary sends its callers back to be
+        measured again, until nothing changes."""
         program = self.program
-        graph = program.graph
-        seeds = set()
-        for fid, row in enumerate(program.targets):
-            if any(t[0] in (T_SCOPE, T_BEGIN, T_END) for t in row):
-                seeds.add(fid)
-        # functions that can reach a primitive through direct calls
-        candidates = set(seeds)
-        stack = list(seeds)
-        while stack:
-            fid = stack.pop()
-            for caller, data in graph.pred[fid].items():
-                if data["kind"] == "call" and caller not in candidates:
-                    candidates.add(caller)
-                    stack.append(caller)
-        sub = nx.DiGraph()
-        sub.add_nodes_from(candidates)
-        sub.add_edges_from((u, v) for u in candidates for v, d in graph.succ[u].items()
-                           if d["kind"] == "call" and v in candidates)
-        dag = nx.condensation(sub)
-        order = list(nx.lexicographical_topological_sort(dag, key=lambda c: min(dag.nodes[c]["members"])))
-        for component in reversed(order):
-            members = sorted(dag.nodes[component]["members"])
-            for _ in range(_SCC_ROUNDS):
-                changed = False
-                for fid in members:
-                    effect = self._measure(fid)
-                    if effect != self.summaries.get(fid, st.IDENTITY):
-                        if effect == st.IDENTITY:
-                            self.summaries.pop(fid, None)
-                        else:
-                            self.summaries[fid] = effect
-                        changed = True
-                if not changed or len(members) == 1:
-                    break
+        pred = program.graph.pred
+        queue: deque[int] = deque()
+        queued: set[int] = set()
+        for fid in sorted(program.detailed):
+            if any(t[0] in (T_SCOPE, T_BEGIN, T_END) for t in program.targets(fid)):
+                queue.append(fid)
+                queued.add(fid)
+        visits: dict[int, int] = defaultdict(int)
+        while queue:
+            fid = queue.popleft()
+            queued.discard(fid)
+            visits[fid] += 1
+            effect = self._measure(fid)
+            if effect == self.summaries.get(fid, st.IDENTITY) or visits[fid] > _MAX_REVISITS:
+                continue
+            if effect == st.IDENTITY:
+                self.summaries.pop(fid, None)
+            else:
+                self.summaries[fid] = effect
+            for caller in sorted(pred[fid]):
+                if caller not in queued:
+                    queue.append(caller)
+                    queued.add(caller)
 
     def _measure(self, fid: int) -> st.Effect:
         """Net effect of a function on its caller's context (see module docstring)."""
+        if not self._changes_context(fid, summary=True):
+            return st.IDENTITY
         function = self.program.functions[fid]
-        if not function.calls:
-            return st.IDENTITY
-        if all(self.site_effects(fid, i, summary=True) is None for i in range(len(function.calls))) and \
-                all(t[0] != T_STOP for t in self.program.targets[fid]):
-            return st.IDENTITY
-        result = run_flow(self.tree(fid), function.calls, st.single(_NEUTRAL), self.transfer(fid, summary=True),
-                          self.failure(fid), mark_failures=True,
+        result = run_flow(self.tree(fid), self.program.calls(fid), st.single(_NEUTRAL),
+                          self.transfer(fid, summary=True), self.failure(fid), mark_failures=True,
                           void=function.return_type == "void" and not function.returns_pointer)
         return _combine({(st.held(s) - 1, st.nofs_depth(s) - 1, st.noio_depth(s) - 1)
                          for s in st.members(result.final) if not st.failed(s)})
@@ -193,12 +189,9 @@ class Effects:
     def _implied_scopes(self) -> dict[str, st.Effect]:
         """For each handle type: the scope its begin APIs open, as measured from their code."""
         implied: dict[str, st.Effect] = {}
-        program = self.program
-        names = defaultdict(list)
-        for fid, function in enumerate(program.functions):
-            names[function.name].append(fid)
+        resolver = self.program.resolver
         for api in self.rules.begin.values():
-            for fid in names.get(api.name, ()):
+            for fid in resolver.functions_by_name.get(api.name, ()) + resolver.macros_by_name.get(api.name, ()):
                 effect = self.summaries.get(fid, st.IDENTITY)
                 known = implied.get(api.handle_type, st.IDENTITY)
                 implied[api.handle_type] = st.Effect(0, max(known.nofs, effect.nofs), max(known.noio, effect.noio))

@@ -41,11 +41,11 @@ RETURN_ERROR = "error"  # return -ENOMEM; return ERR_PTR(err);
 RETURN_UNKNOWN = "unknown"  # return ret; in an int function
 
 
-def build_tree(function: Function, rules: Ruleset) -> tuple:
-    """The function's top-level block; straight-line code gives its calls in order."""
+def build_tree(function: Function, calls: int, rules: Ruleset) -> tuple:
+    """The function's top-level block; straight-line code gives its `calls` calls in order."""
     events = flow_events(function)
     if not events:
-        return tuple((F_CALL, i) for i in range(len(function.calls)))
+        return tuple((F_CALL, i) for i in range(calls))
     kinds = _ReturnKinds(function, rules)
     items, _ = _block(events, 0, float("inf"), rules, [0], kinds)
     return tuple(items)

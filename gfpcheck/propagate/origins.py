@@ -52,9 +52,10 @@ class Origins:
         self.rules = rules
         self.algebra = rules.algebra
         self._envs: dict[int, dict[str, Mask]] = {}
+        self._free_names: dict[str, frozenset[str]] = {}
         self.mask_params = self._mask_params()
         self.by_function: dict[int, tuple[Origin, ...]] = {}
-        for fid in range(len(program.functions)):
+        for fid in sorted(program.detailed):
             found = tuple(self._find(fid))
             if found:
                 self.by_function[fid] = found
@@ -95,9 +96,14 @@ class Origins:
         return env
 
     def _free(self, text: str) -> frozenset[str]:
-        if text.isidentifier():
-            return frozenset() if text in self.algebra.names else frozenset((text,))
-        return self.algebra.free_names(text)
+        found = self._free_names.get(text)
+        if found is None:
+            if text.isidentifier():
+                found = frozenset() if text in self.algebra.names else frozenset((text,))
+            else:
+                found = self.algebra.free_names(text)
+            self._free_names[text] = found
+        return found
 
     def _find(self, fid: int) -> Iterator[Origin]:
         program = self.program
@@ -105,7 +111,7 @@ class Origins:
         rules = self.rules
         algebra = self.algebra
         params = {p[PARAM_NAME] for p in function.params if p[PARAM_NAME]}
-        for index, (call, target) in enumerate(zip(function.calls, program.targets[fid])):
+        for index, (call, target) in enumerate(zip(program.calls(fid), program.targets(fid), strict=True)):
             kind = target[0]
             args = call[CALL_ARGS]
             if kind == T_ALLOC:
@@ -133,35 +139,43 @@ class Origins:
 
     # -- parameters that carry masks -------------------------------------------------
     def _mask_params(self) -> dict[int, frozenset[int]]:
-        """Parameters each function uses as an allocation mask, itself or by passing them on."""
+        """Parameters each function uses as an allocation mask, itself or by passing them
+        on: found from the allocations whose mask names a parameter, back through callers."""
         program = self.program
         rules = self.rules
         uses: dict[int, set[int]] = defaultdict(set)
-        forwards: list[tuple[int, int, tuple[int, ...], int]] = []
-        for fid, function in enumerate(program.functions):
-            params = {p[PARAM_NAME]: i for i, p in enumerate(function.params) if p[PARAM_NAME]}
+        for fid in sorted(program.detailed):
+            params = _param_index(program.functions[fid])
             if not params:
                 continue
-            for call, target in zip(function.calls, program.targets[fid]):
-                kind = target[0]
+            for call, target in zip(program.calls(fid), program.targets(fid), strict=True):
+                if target[0] != T_ALLOC:
+                    continue
+                gfp_arg = rules.allocators[target[1]].gfp_arg
                 args = call[CALL_ARGS]
-                if kind == T_ALLOC:
-                    allocator = rules.allocators[target[1]]
-                    if allocator.gfp_arg is not None and allocator.gfp_arg < len(args) and args[allocator.gfp_arg]:
-                        for name in self._free(args[allocator.gfp_arg]) & params.keys():
-                            uses[fid].add(params[name])
-                elif kind in (T_FUNC, T_BEGIN, T_END):
-                    for arg, text in enumerate(args):
-                        if text:
-                            for name in self._free(text) & params.keys():
-                                forwards.append((fid, params[name], target[1], arg))
-        changed = True
-        while changed:
-            changed = False
-            for fid, param, callees, arg in forwards:
-                if param not in uses.get(fid, ()) and any(arg in uses.get(c, ()) for c in callees):
-                    uses[fid].add(param)
-                    changed = True
+                if gfp_arg is not None and gfp_arg < len(args) and args[gfp_arg]:
+                    for name in self._free(args[gfp_arg]) & params.keys():
+                        uses[fid].add(params[name])
+        queue = sorted(uses)
+        graph = program.graph
+        while queue:
+            callee = queue.pop()
+            for caller in sorted(graph.pred[callee]):
+                params = _param_index(program.functions[caller])
+                if not params:
+                    continue
+                for call, target in zip(program.calls(caller), program.targets(caller), strict=True):
+                    if target[0] not in (T_FUNC, T_BEGIN, T_END) or callee not in target[1]:
+                        continue
+                    args = call[CALL_ARGS]
+                    for arg in sorted(uses[callee]):
+                        text = args[arg] if arg < len(args) else None
+                        if not text:
+                            continue
+                        for name in self._free(text) & params.keys():
+                            if params[name] not in uses[caller]:
+                                uses[caller].add(params[name])
+                                queue.append(caller)
         return {fid: frozenset(p) for fid, p in uses.items() if p}
 
     def uses(self, origin: Origin) -> Iterator[Use]:
@@ -169,7 +183,7 @@ class Origins:
         if origin.allocator:
             yield Use(origin.fid, origin.index, origin.allocator, origin.mask, ())
             return
-        target = self.program.targets[origin.fid][origin.index]
+        target = self.program.targets(origin.fid)[origin.index]
         for callee in target[1]:
             if origin.arg in self.mask_params.get(callee, ()):
                 yield from self._follow(callee, origin.arg, origin.mask, (), set())
@@ -184,7 +198,7 @@ class Origins:
         env = dict(self.env(fid))
         env[name] = value
         rules = self.rules
-        for index, (call, target) in enumerate(zip(function.calls, program.targets[fid])):
+        for index, (call, target) in enumerate(zip(program.calls(fid), program.targets(fid), strict=True)):
             kind = target[0]
             args = call[CALL_ARGS]
             if kind == T_ALLOC:
@@ -202,3 +216,7 @@ class Origins:
                     for callee in target[1]:
                         if arg in self.mask_params.get(callee, ()):
                             yield from self._follow(callee, arg, passed, hops + ((fid, index),), seen)
+
+
+def _param_index(function) -> dict[str, int]:
+    return {p[PARAM_NAME]: i for i, p in enumerate(function.params) if p[PARAM_NAME]}

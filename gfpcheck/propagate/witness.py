@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable, NamedTuple
 
-from ..link import NAME_ONLY, T_BEGIN, T_FUNC, T_INDIRECT, T_SCOPE, BindingSite, Program
+from ..link import NAME_ONLY, T_BEGIN, T_INDIRECT, T_SCOPE, BindingSite, Program
 from . import state as st
 from .contexts import Contexts
 from .effects import Effects
@@ -90,8 +90,9 @@ class Witness:
         links: list[Link] = []
         node = fid
         while parents[node] is not None:
+            callee = node
             node, link = parents[node]
-            links.append(link)
+            links.append(self._placed(link, callee))
         links.reverse()
         return Chain(node, st.CLEAN, tuple(links), any(self._name_only(link) for link in links))
 
@@ -116,14 +117,23 @@ class Witness:
             parent = forest.get(node)
             if parent is None:
                 break
+            callee = node[0]
             node, link = parent
-            links.append(link)
+            links.append(self._placed(link, callee))
         links.reverse()
         return links
 
+    def _placed(self, link: Link, callee: int) -> Link:
+        """The link with its call index, found when the caller only makes plain calls."""
+        if link.index is None:
+            return link._replace(index=self.program.call_to(link.caller, callee))
+        return link
+
     def _name_only(self, link: Link) -> bool:
-        target = self.program.targets[link.caller][link.index]
-        return link.binding is None and target[0] == T_INDIRECT and target[3] == NAME_ONLY
+        if link.binding is not None or link.index is None:
+            return False
+        target = self.program.targets(link.caller)[link.index]
+        return target[0] == T_INDIRECT and target[3] == NAME_ONLY
 
     # -- one forest per kind of context ------------------------------------------
     def _forest(self, kind: str) -> dict[Node, tuple[Node, Link] | None]:
@@ -135,7 +145,10 @@ class Witness:
 
     def _grow(self, kind: str) -> dict[Node, tuple[Node, Link] | None]:
         flag = _FLAGS[kind]
-        reached = self.contexts.reached
+        contexts = self.contexts
+        reached = contexts.reached
+        fast = contexts.fast
+        callees_of = self.program.callees
         forest: dict[Node, tuple[Node, Link] | None] = {}
         primary: deque[Node] = deque()
         fallback: deque[tuple[Node, Node, Link]] = deque()
@@ -157,7 +170,18 @@ class Witness:
                 continue
             expanded.add(node)
             caller, state = node
-            for callee, states, index, binding in self.contexts.successors(caller, 1 << state):
+            if fast[caller]:
+                # plain calls only: every callee is entered in the caller's one inside state
+                entered = contexts.inside(caller, 1 << state).bit_length() - 1
+                if flag(entered):
+                    link = Link(caller, state, None, None)
+                    for callee in callees_of[caller]:
+                        child = (callee, entered)
+                        if (reached.get(callee, 0) >> entered) & 1 and child not in forest:
+                            forest[child] = (node, link)
+                            primary.append(child)
+                continue
+            for callee, states, index, binding in contexts.successors(caller, 1 << state):
                 link = Link(caller, state, index, binding)
                 name_only = self._name_only(link)
                 for entered in st.members(states & reached.get(callee, 0)):
@@ -174,7 +198,8 @@ class Witness:
         return forest
 
     def _starters(self, kind: str) -> set[int]:
-        """Functions in which this kind of context can start."""
+        """Functions in which this kind of context can start: those with a rules API
+        call, a handle parameter, or a call to a function whose summary starts it."""
         program = self.program
         effects = self.effects
         if kind == BELIEF:
@@ -182,19 +207,16 @@ class Witness:
         out: set[int] = set()
         if kind == HELD:
             out.update(program.handle_params)
-        for fid, row in enumerate(program.targets):
-            for target in row:
-                code = target[0]
-                if kind == HELD:
-                    if code == T_BEGIN or (code == T_FUNC and any(
-                            effects.summaries.get(c, st.IDENTITY).held > 0 for c in target[1])):
-                        out.add(fid)
-                        break
-                elif code == T_SCOPE or code == T_BEGIN or (code == T_FUNC and any(
-                        effects.summaries.get(c, st.IDENTITY).nofs > 0 or
-                        effects.summaries.get(c, st.IDENTITY).noio > 0 for c in target[1])):
-                    out.add(fid)
-                    break
-        if kind == SCOPE:
+            apis = (T_BEGIN,)
+            starts = [fid for fid, e in effects.summaries.items() if e.held > 0]
+        else:
             out.update(fid for fid, (_index, handle) in program.handle_params.items() if handle in effects.implied)
+            apis = (T_SCOPE, T_BEGIN)
+            starts = [fid for fid, e in effects.summaries.items() if e.nofs > 0 or e.noio > 0]
+        for fid in program.detailed:
+            if any(t[0] in apis for t in program.targets(fid)):
+                out.add(fid)
+        pred = program.graph.pred
+        for fid in starts:
+            out.update(pred[fid])
         return out

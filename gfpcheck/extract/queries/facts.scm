@@ -41,4 +41,3 @@
 (type_definition) @typedef
 (preproc_function_def) @macro
 
-(ERROR) @error
