@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,35 +40,48 @@ class Skipped:
 def discover(paths: list[Path], root: Path, excludes: tuple[str, ...] = DEFAULT_EXCLUDES,
              max_size: int = DEFAULT_MAX_SIZE) -> tuple[list[SourceFile], list[Skipped]]:
     """Source files under `paths`, sorted by relative path, and what was skipped and why."""
-    root = root.resolve()
+    root = Path(os.path.abspath(root))
+    pruned, patterns = _split_excludes(excludes)
     found: dict[str, SourceFile] = {}
     skipped: list[Skipped] = []
     for given in paths:
         if not given.exists() and not given.is_symlink():
             raise DiscoveryError(f"{given}: no such file or directory")
         if given.is_dir():
-            walk = _walk(given, skipped)
+            candidates = _walk(Path(os.path.abspath(given)), root, pruned, skipped)
         else:
-            walk = iter([given])
-        for path in walk:
-            rel = _relative(path, root)
-            if rel in found:
+            candidates = iter([(_relative(given, root), str(given))])
+        for rel, location in candidates:
+            if rel in found or any(fnmatch.fnmatchcase(rel, pattern) for pattern in patterns):
                 continue
-            if any(fnmatch.fnmatchcase(rel, pattern) for pattern in excludes):
+            if any(rel.startswith(prefix) for prefix in pruned):
                 continue
             try:
-                info = path.stat()
+                info = os.stat(location)
             except OSError as exc:
                 skipped.append(Skipped(rel, f"unreadable: {exc.strerror or exc}"))
                 continue
-            if not path.is_file():
+            if not stat.S_ISREG(info.st_mode):
                 skipped.append(Skipped(rel, "not a regular file"))
                 continue
             if info.st_size > max_size:
                 skipped.append(Skipped(rel, f"larger than {max_size} bytes"))
                 continue
-            found[rel] = SourceFile(rel, str(path), info.st_size)
+            found[rel] = SourceFile(rel, location, info.st_size)
     return [found[k] for k in sorted(found)], sorted(skipped, key=lambda s: s.path)
+
+
+def _split_excludes(excludes: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Globs that name a whole directory (`tools/*`) become prefixes the walk never
+    enters; the rest are matched against each file's root-relative path."""
+    prefixes, patterns = [], []
+    for pattern in excludes:
+        head = pattern[:-1]
+        if pattern.endswith("/*") and not any(ch in head for ch in "*?["):
+            prefixes.append(head)
+        else:
+            patterns.append(pattern)
+    return tuple(prefixes), tuple(patterns)
 
 
 def arch_excludes(root: Path, arch: str) -> tuple[str, ...]:
@@ -84,20 +98,38 @@ def arch_excludes(root: Path, arch: str) -> tuple[str, ...]:
     return tuple(f"arch/{name}/*" for name in names if name != arch)
 
 
-def _walk(directory: Path, skipped: list[Skipped]):
-    def on_error(exc: OSError) -> None:
-        skipped.append(Skipped(str(exc.filename), f"unreadable directory: {exc.strerror or exc}"))
-
-    for dirpath, dirnames, filenames in os.walk(directory, onerror=on_error, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.endswith(SOURCE_SUFFIXES):
-                yield Path(dirpath, name)
+def _walk(directory: Path, root: Path, pruned: tuple[str, ...], skipped: list[Skipped]):
+    """(root-relative path, location) of every .c/.h file under `directory`, in a
+    stable order, never entering a pruned directory or following a symlinked one."""
+    base = _relative(directory, root)
+    stack = [(str(directory), "" if base == "." else base + "/")]
+    while stack:
+        location, rel = stack.pop()
+        try:
+            with os.scandir(location) as scan:
+                entries = sorted(scan, key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            skipped.append(Skipped(rel.rstrip("/") or ".", f"unreadable directory: {exc.strerror or exc}"))
+            continue
+        files = []
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                sub = rel + name + "/"
+                if not any(sub.startswith(prefix) for prefix in pruned):
+                    stack.append((entry.path, sub))
+            elif name.endswith(SOURCE_SUFFIXES):
+                files.append((rel + name, entry.path))
+        yield from reversed(files)
 
 
 def _relative(path: Path, root: Path) -> str:
     absolute = Path(os.path.abspath(path))
     try:
-        return absolute.relative_to(root).as_posix()
+        return absolute.relative_to(root).as_posix() or "."
     except ValueError:
         return absolute.as_posix()

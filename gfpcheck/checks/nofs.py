@@ -14,17 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-import networkx as nx
-
 from ..findings import Finding
 from ..link import Program
 from ..propagate import state as st
 from ..propagate.contexts import Contexts
 from ..propagate.effects import Effects
 from ..propagate.origins import FS_RECLAIM, NOFS, Origin, Origins, Use
-from ..propagate.witness import BELIEF, HELD, SCOPE, Chain, Witness
+from ..propagate.witness import BELIEF, HELD, SCOPE, Witness
 from ..ruleset import Ruleset
-from .catalog import NOFS_INCONSISTENT, NOFS_NEEDLESS, NOFS_RECURSION, NOFS_REDUNDANT, Check
+from .catalog import NOFS_INCONSISTENT, NOFS_NEEDLESS, NOFS_RECURSION, NOFS_REDUNDANT
 from .evidence import Evidence
 
 
@@ -52,9 +50,25 @@ class _Checker:
         self.origins = analysis.origins
         self.witness = Witness(analysis.program, analysis.contexts, analysis.effects, analysis.origins.nofs_sites)
         self.evidence = Evidence(analysis)
-        self._clean_callers: set[int] | None = None
+        self._only_known_callers: dict[int, bool] = {}
 
     def findings(self) -> Iterator[Finding]:
+        """Decide every finding first, then let the witness search only the part of the
+        program that leads to them, then attach each finding's chain."""
+        verdicts = list(self._verdicts())
+        targets: dict[str, set[int]] = {}
+        for _check, origin, _use, kind, _wanted in verdicts:
+            targets.setdefault(kind, set()).add(origin.fid)
+        self.witness.focus(targets)
+        for check, origin, use, kind, wanted in verdicts:
+            if kind == "clean":
+                chain = self.witness.from_entry(origin.fid)
+            else:
+                chain = self.witness.find(origin.fid, wanted, kind)
+            yield self.evidence.finding(check, origin, use, chain, kind)
+
+    def _verdicts(self) -> Iterator[tuple]:
+        """(check, origin, allocation reached, kind of context, entry states wanted)."""
         origins = self.origins
         for fid in sorted(origins.by_function):
             entry = self.contexts.reached.get(fid, 0)
@@ -77,7 +91,7 @@ class _Checker:
             mask = contexts.site_states(fid, mask)[index]
         return contexts.site_states(use.fid, mask)[use.index]
 
-    def _fs_reclaim(self, origin: Origin, entry: int) -> Iterator[Finding]:
+    def _fs_reclaim(self, origin: Origin, entry: int) -> Iterator[tuple]:
         classify = self.origins.classify
         recursion = inconsistent = None
         for use in self.origins.uses(origin):
@@ -89,58 +103,63 @@ class _Checker:
             if inconsistent is None and any(_believed_unscoped(s) for s in st.members(states)):
                 inconsistent = use
         if recursion is not None:
-            chain = self.witness.find(
-                origin.fid,
-                lambda s: any(_held_unscoped(x) for x in st.members(self.use_states(origin, recursion, 1 << s))),
-                HELD)
-            yield self._finding(NOFS_RECURSION, origin, recursion, chain, HELD)
+            yield (NOFS_RECURSION, origin, recursion, HELD,
+                   lambda s: any(_held_unscoped(x) for x in st.members(self.use_states(origin, recursion, 1 << s))))
         elif inconsistent is not None:
-            chain = self.witness.find(
-                origin.fid,
-                lambda s: any(_believed_unscoped(x)
-                              for x in st.members(self.use_states(origin, inconsistent, 1 << s))),
-                BELIEF)
-            yield self._finding(NOFS_INCONSISTENT, origin, inconsistent, chain, BELIEF)
+            yield (NOFS_INCONSISTENT, origin, inconsistent, BELIEF,
+                   lambda s: any(_believed_unscoped(x)
+                                 for x in st.members(self.use_states(origin, inconsistent, 1 << s))))
 
     # -- explicit NOFS masks ---------------------------------------------------------
-    def _explicit_nofs(self, origin: Origin, entry: int, states: int) -> Iterator[Finding]:
+    def _explicit_nofs(self, origin: Origin, entry: int, states: int) -> Iterator[tuple]:
         if not states:
             return
         rules = self.a.rules
         keeps_io = not origin.mask.is_clear(rules.io_bit)
         members = list(st.members(states))
         if (keeps_io and all(st.scoped(s) for s in members)) or noio_everywhere(origin, rules, members):
-            chain = self.witness.find(
-                origin.fid,
-                lambda s: bool(self.contexts.site_states(origin.fid, 1 << s)[origin.index]),
-                SCOPE)
-            yield self._finding(NOFS_REDUNDANT, origin, None, chain, SCOPE)
+            yield (NOFS_REDUNDANT, origin, None, SCOPE,
+                   lambda s: bool(self.contexts.site_states(origin.fid, 1 << s)[origin.index]))
         elif keeps_io and self._needless(origin, entry, members):
-            yield self._finding(NOFS_NEEDLESS, origin, None, self.witness.from_entry(origin.fid), "clean")
+            yield (NOFS_NEEDLESS, origin, None, "clean", None)
 
     def _needless(self, origin: Origin, entry: int, states: list[int]) -> bool:
         if any(st.held(s) or st.scoped(s) for s in states):
             return False
         if any(s != st.CLEAN for s in st.members(entry)):
             return False
-        return origin.fid in self.clean_callers()
+        return self.only_known_callers(origin.fid)
 
-    def clean_callers(self) -> set[int]:
-        """Functions reached from system calls whose every caller is known: nothing
-        reaches them from a function nobody calls, or through an escaped pointer."""
-        if self._clean_callers is None:
+    def only_known_callers(self, fid: int) -> bool:
+        """Whether every path to `fid` starts at a system call: among its callers,
+        their callers and so on there is an entry point, and no function that
+        nothing calls (so is called from somewhere unseen) or whose address escapes."""
+        known = self._only_known_callers.get(fid)
+        if known is None:
             program = self.program
-            graph = program.graph
-            unknown_roots = {f for f, degree in graph.in_degree() if degree == 0 and f not in program.entries}
-            unknown_roots |= program.address_taken
-            unknown = _reachable(graph, unknown_roots)
-            from_entries = _reachable(graph, program.entries)
-            self._clean_callers = from_entries - unknown
-        return self._clean_callers
-
-    # -- findings ------------------------------------------------------------------------
-    def _finding(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, kind: str) -> Finding:
-        return self.evidence.finding(check, origin, use, chain, kind)
+            pred = program.graph.pred
+            entries = program.entries
+            taken = program.address_taken
+            seen = {fid}
+            stack = [fid]
+            found_entry = False
+            known = True
+            while stack and known:
+                current = stack.pop()
+                if current in entries:
+                    found_entry = True
+                    continue
+                callers = pred[current]
+                if not callers or current in taken:
+                    known = False
+                    break
+                for caller in callers:
+                    if caller not in seen:
+                        seen.add(caller)
+                        stack.append(caller)
+            known = known and found_entry
+            self._only_known_callers[fid] = known
+        return known
 
 
 def noio_everywhere(origin: Origin, rules: Ruleset, states: list[int]) -> bool:
@@ -155,9 +174,3 @@ def _held_unscoped(state: int) -> bool:
 def _believed_unscoped(state: int) -> bool:
     return st.believed(state) and not st.scoped(state)
 
-
-def _reachable(graph, roots) -> set[int]:
-    """Every function reachable from `roots` in the call graph, the roots included."""
-    if not roots:
-        return set()
-    return set().union(*nx.bfs_layers(graph, sorted(roots)))

@@ -258,6 +258,7 @@ class _Resolver:
         file_index = self.file_of[fid]
         params = {p[PARAM_NAME]: i for i, p in enumerate(function.params) if p[PARAM_NAME]}
         dispatchers = self.rules.dispatchers
+        known = self._by_name[file_index]
         out = []
         for call in self.calls(fid):
             name = call[CALL_NAME]
@@ -268,7 +269,7 @@ class _Resolver:
                 elif name in dispatchers:
                     out.append(self._dispatch(dispatchers[name].key, call[CALL_ARGS], name))
                 else:
-                    out.append(self.by_name(name, file_index))
+                    out.append(known.get(name) or self.by_name(name, file_index))
             elif kind == FIELD:
                 out.append(self._field_call(function, file_index, call))
             else:
@@ -319,13 +320,13 @@ class _Resolver:
         return NONE_TARGET
 
 
-def callee_ids(targets: tuple) -> set[int]:
-    """Every function the given call targets can reach."""
-    out: set[int] = set()
+def callee_ids(targets: tuple) -> tuple[int, ...]:
+    """Every function the given call targets can reach, each once, in call order."""
+    out: list[int] = []
     for target in targets:
         if target[0] in _CALLS_BY_TARGET or target[0] == T_INDIRECT:
-            out.update(target[1])
-    return out
+            out += target[1]
+    return tuple(dict.fromkeys(out))
 
 
 class _Linker:
@@ -349,7 +350,7 @@ class _Linker:
             if function.detail:
                 detailed.add(fid)
                 targets = resolver.targets(fid)
-                callees.append(tuple(sorted(callee_ids(targets))))
+                callees.append(callee_ids(targets))
                 self._count_sites(resolver.calls(fid), targets)
             else:
                 callees.append(self._plain_callees(fid, function, detailed))
@@ -387,9 +388,8 @@ class _Linker:
         stats.call_sites += calls
         stats.direct_calls += calls
         stats.direct_resolved += resolved
-        if len(out) > 1:
-            out = sorted(set(out))
-        return tuple(out)
+        # callee names come sorted, so this order is stable; a callee met twice counts once
+        return tuple(dict.fromkeys(out)) if len(out) > 1 else tuple(out)
 
     def _count_sites(self, calls: tuple, targets: tuple) -> None:
         stats = self.stats

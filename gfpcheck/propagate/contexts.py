@@ -167,28 +167,42 @@ class Contexts:
 
     # -- whole program ---------------------------------------------------------------
     def _run(self) -> None:
-        """Breadth-first over functions, each taken with every state newly found for it.
-        A function that only makes plain calls passes its states straight to its
-        callees (the hot path: most of a kernel); the rest go through successors()."""
+        """Two worklists.  The clean one is a plain breadth-first reachability from
+        the roots: nearly every function is entered clean, and a function that only
+        makes plain calls passes that straight on, one flag per function.  The other
+        carries the states that are not clean (a held handle, an open scope, NOFS
+        believed), found from where they start and taken once per batch of new states;
+        the few functions those reach are where the work is."""
         program = self.program
         graph = program.graph
-        reached = self.reached
-        pending: dict[int, int] = {}
-        queue: deque[int] = deque()
-        normal = st.entry_normal
+        count = len(program.functions)
         effects = self.effects
         detailed = program.detailed
         handles = program.handle_params
         callbacks = self._callbacks_by_caller
         callees_of = program.callees
-        self.fast = fast = [fid not in detailed and fid not in callbacks and effects.is_plain(fid)
-                            for fid in range(len(program.functions))]
-        get = reached.get
+        plain = [effects.is_plain(fid) for fid in range(count)]
+        # only plain calls: every callee is entered in the caller's own states
+        self.fast = fast = [plain[fid] and fid not in detailed and fid not in callbacks for fid in range(count)]
+        # a clean caller enters every callee clean, whatever the kind of call
+        clean_through = [plain[fid] and fid not in handles and fid not in callbacks for fid in range(count)]
+        clean = bytearray(count)
+        clean_queue: list[int] = []
+        dirty: dict[int, int] = {}  # states other than clean, per function
+        pending: dict[int, int] = {}
+        queue: deque[int] = deque()
+        normal = st.entry_normal
+        clean_bit = st.single(st.CLEAN)
+        get = dirty.get
 
         def push(fid: int, mask: int) -> None:
-            new = normal(mask) & ~get(fid, 0)
+            mask = normal(mask)
+            if mask & clean_bit and not clean[fid]:
+                clean[fid] = 1
+                clean_queue.append(fid)
+            new = mask & ~clean_bit & ~get(fid, 0)
             if new:
-                reached[fid] = get(fid, 0) | new
+                dirty[fid] = get(fid, 0) | new
                 if fid in pending:
                     pending[fid] |= new
                 else:
@@ -196,31 +210,41 @@ class Contexts:
                     queue.append(fid)
 
         def drain() -> None:
-            while queue:
-                fid = queue.popleft()
-                mask = pending.pop(fid)
-                if fast[fid]:
-                    inside = self.inside(fid, mask) if fid in handles else mask
-                    for callee in callees_of[fid]:
-                        new = inside & ~get(callee, 0)  # already normal: states enter as they are
-                        if new:
-                            reached[callee] = get(callee, 0) | new
-                            if callee in pending:
-                                pending[callee] |= new
-                            else:
-                                pending[callee] = new
-                                queue.append(callee)
-                    continue
-                for callee, states, _index, _site in self.successors(fid, mask):
-                    if states:
-                        push(callee, states)
+            while clean_queue or queue:
+                while clean_queue:
+                    fid = clean_queue.pop()
+                    if clean_through[fid]:
+                        for callee in callees_of[fid]:
+                            if not clean[callee]:
+                                clean[callee] = 1
+                                clean_queue.append(callee)
+                    else:
+                        for callee, states, _index, _site in self.successors(fid, clean_bit):
+                            if states:
+                                push(callee, states)
+                if queue:
+                    fid = queue.popleft()
+                    mask = pending.pop(fid)
+                    if fast[fid]:
+                        inside = self.inside(fid, mask) if fid in handles else mask
+                        for callee in callees_of[fid]:
+                            push(callee, inside)
+                        continue
+                    for callee, states, _index, _site in self.successors(fid, mask):
+                        if states:
+                            push(callee, states)
 
         roots = sorted(set(program.entries) | {fid for fid, degree in graph.in_degree() if degree == 0})
         for fid in roots:
-            push(fid, st.single(st.CLEAN))
+            push(fid, clean_bit)
         drain()
         # functions only reachable from cycles nothing else enters
-        for fid in range(len(program.functions)):
-            if fid not in reached:
-                push(fid, st.single(st.CLEAN))
+        for fid in range(count):
+            if not clean[fid] and fid not in dirty:
+                push(fid, clean_bit)
                 drain()
+        reached = self.reached
+        for fid in range(count):
+            mask = dirty.get(fid, 0) | (clean_bit if clean[fid] else 0)
+            if mask:
+                reached[fid] = mask

@@ -25,6 +25,7 @@ from .flow import Failure, Transfer, run_flow
 from .flowtree import TEST_ERR, TEST_NOT, TEST_NOT_ERR, TEST_TRUTHY, build_tree
 from .origins import Origins
 
+_CONTEXT_APIS = frozenset((T_SCOPE, T_BEGIN, T_END, T_STOP))  # calls that always change the context
 _MAX_REVISITS = 8  # a summary in a recursive cycle settles long before this
 _NEUTRAL = st.make(1, 1, 1)  # depths that can move both ways when a summary is measured
 
@@ -125,12 +126,16 @@ class Effects:
         """Whether any call of the function has an effect or never returns.  A function
         that only makes plain calls is answered from its callees, without decoding."""
         program = self.program
+        summaries = self.summaries.keys()
         if fid not in program.detailed:
-            summaries = self.summaries
-            return any(c in summaries for c in program.callees[fid])
-        targets = program.targets(fid)
-        return any(t[0] == T_STOP for t in targets) or \
-            any(self.site_effects(fid, i, summary) is not None for i in range(len(targets)))
+            return not summaries.isdisjoint(program.callees[fid])
+        if not summary and fid in self.origins.nofs_sites:
+            return True
+        for target in program.targets(fid):
+            kind = target[0]
+            if kind in _CONTEXT_APIS or (kind == T_FUNC and not summaries.isdisjoint(target[1])):
+                return True
+        return False
 
     # -- entry ------------------------------------------------------------------------
     def entry(self, fid: int, state: int) -> int:

@@ -28,6 +28,8 @@ _FLAGS: dict[str, Callable[[int], bool]] = {
     BELIEF: st.believed,
     SCOPE: st.scoped,
 }
+# For each kind, the bitmask of every state that has the flag.
+_FLAGGED = {kind: sum(1 << s for s in range(1 << 8) if flag(s)) for kind, flag in _FLAGS.items()}
 
 
 class Link(NamedTuple):
@@ -57,6 +59,27 @@ class Witness:
         self.nofs_sites = nofs_sites
         self._forests: dict[str, dict[Node, tuple[Node, Link] | None]] = {}
         self._entry_parents: dict[int, tuple[int, Link] | None] | None = None
+        self._relevant: dict[str, set[int]] = {}
+
+    def focus(self, targets: dict[str, set[int]]) -> None:
+        """Search only toward these functions (per kind of context): the forest then
+        grows through their callers that carry that context, and no further."""
+        pred = self.program.graph.pred
+        reached = self.contexts.reached
+        for kind, fids in targets.items():
+            if kind not in _FLAGS:
+                continue
+            flagged = _FLAGGED[kind]
+            relevant = set(fids)
+            stack = [fid for fid in fids if reached.get(fid, 0) & flagged]
+            while stack:
+                fid = stack.pop()
+                for caller in pred[fid]:
+                    if caller not in relevant:
+                        relevant.add(caller)
+                        if reached.get(caller, 0) & flagged:
+                            stack.append(caller)
+            self._relevant[kind] = relevant
 
     def find(self, fid: int, wanted: Callable[[int], bool], kind: str) -> Chain | None:
         """A shortest chain into `fid`, entered in a state `wanted` accepts, from the
@@ -149,10 +172,14 @@ class Witness:
         reached = contexts.reached
         fast = contexts.fast
         callees_of = self.program.callees
+        relevant = self._relevant.get(kind)
         forest: dict[Node, tuple[Node, Link] | None] = {}
         primary: deque[Node] = deque()
         fallback: deque[tuple[Node, Node, Link]] = deque()
-        for fid in sorted(self._starters(kind)):
+        starters = self._starters(kind)
+        if relevant is not None:
+            starters &= relevant
+        for fid in sorted(starters):
             for state in st.members(reached.get(fid, 0)):
                 if not flag(state):
                     primary.append((fid, state))
@@ -176,12 +203,16 @@ class Witness:
                 if flag(entered):
                     link = Link(caller, state, None, None)
                     for callee in callees_of[caller]:
+                        if relevant is not None and callee not in relevant:
+                            continue
                         child = (callee, entered)
                         if (reached.get(callee, 0) >> entered) & 1 and child not in forest:
                             forest[child] = (node, link)
                             primary.append(child)
                 continue
             for callee, states, index, binding in contexts.successors(caller, 1 << state):
+                if relevant is not None and callee not in relevant:
+                    continue
                 link = Link(caller, state, index, binding)
                 name_only = self._name_only(link)
                 for entered in st.members(states & reached.get(callee, 0)):
