@@ -145,7 +145,10 @@ class _Resolver:
         self.file_of = file_of
         self._calls: list[tuple | None] = [None] * len(functions)
         self._targets: list[tuple | None] = [None] * len(functions)
-        self._by_name: list[dict[str, tuple]] = [{} for _ in files]
+        # Targets of plain calls by name: one table for names a file does not
+        # define itself (the same in every file), one per file for those it does.
+        self.global_targets: dict[str, tuple] = {}
+        self._local_targets: list[dict[str, tuple]] = [{} for _ in files]
         self._index_names()
         self._index_bindings()
 
@@ -164,6 +167,10 @@ class _Resolver:
                 # a static function in a header is visible to every file that includes it
                 functions_by_name[function.name].append(fid)
         self.local = {k: tuple(v) for k, v in local.items()}
+        defined: list[set[str]] = [set() for _ in self.files]
+        for file_index, name in local:
+            defined[file_index].add(name)
+        self.defined = [frozenset(names) for names in defined]
         self.functions_by_name = {k: tuple(v) for k, v in functions_by_name.items()}
         self.macros_by_name = {k: tuple(v) for k, v in macros_by_name.items()}
         self.function_names = frozenset(f.name for f in self.functions if not f.macro)
@@ -182,27 +189,31 @@ class _Resolver:
 
     def by_name(self, name: str, file_index: int) -> tuple:
         """The target of a plain call `name(...)` made in a file."""
-        target = self._by_name[file_index].get(name)
+        if name in self.defined[file_index]:
+            table = self._local_targets[file_index]
+        else:
+            table = self.global_targets
+        target = table.get(name)
         if target is None:
-            rules = self.rules
-            if name in rules.allocators:
-                target = (T_ALLOC, name)
-            elif name in rules.scopes:
-                target = (T_SCOPE, name)
-            elif name in rules.begin:
-                target = (T_BEGIN, self.resolve(name, file_index), name)
-            elif name in rules.end:
-                target = (T_END, self.resolve(name, file_index), name)
-            else:
-                ids = self.resolve(name, file_index)
-                if name in rules.noreturn or (ids and all(self.functions[i].noreturn for i in ids)):
-                    target = (T_STOP, name)
-                elif ids:
-                    target = (T_FUNC, ids)
-                else:
-                    target = NONE_TARGET
-            self._by_name[file_index][name] = target
+            target = table[name] = self._name_target(name, file_index)
         return target
+
+    def _name_target(self, name: str, file_index: int) -> tuple:
+        rules = self.rules
+        if name in rules.allocators:
+            return (T_ALLOC, name)
+        if name in rules.scopes:
+            return (T_SCOPE, name)
+        if name in rules.begin:
+            return (T_BEGIN, self.resolve(name, file_index), name)
+        if name in rules.end:
+            return (T_END, self.resolve(name, file_index), name)
+        ids = self.resolve(name, file_index)
+        if name in rules.noreturn or (ids and all(self.functions[i].noreturn for i in ids)):
+            return (T_STOP, name)
+        if ids:
+            return (T_FUNC, ids)
+        return NONE_TARGET
 
     # -- bindings --------------------------------------------------------------
     def _index_bindings(self) -> None:
@@ -258,7 +269,6 @@ class _Resolver:
         file_index = self.file_of[fid]
         params = {p[PARAM_NAME]: i for i, p in enumerate(function.params) if p[PARAM_NAME]}
         dispatchers = self.rules.dispatchers
-        known = self._by_name[file_index]
         out = []
         for call in self.calls(fid):
             name = call[CALL_NAME]
@@ -269,7 +279,7 @@ class _Resolver:
                 elif name in dispatchers:
                     out.append(self._dispatch(dispatchers[name].key, call[CALL_ARGS], name))
                 else:
-                    out.append(known.get(name) or self.by_name(name, file_index))
+                    out.append(self.by_name(name, file_index))
             elif kind == FIELD:
                 out.append(self._field_call(function, file_index, call))
             else:
@@ -354,7 +364,7 @@ class _Linker:
                 self._count_sites(resolver.calls(fid), targets)
             else:
                 callees.append(self._plain_callees(fid, function, detailed))
-        graph = _graph(callees, len(functions))
+        graph = _graph(callees)
         invoked, binding_sites = self._callbacks(graph)
         graph.add_edges_from((site.caller, bound) for bound, sites in sorted(binding_sites.items())
                              for site in sites)
@@ -371,12 +381,14 @@ class _Linker:
         """Callees of a function that only makes plain calls, from its callee names."""
         resolver = self.resolver
         file_index = resolver.file_of[fid]
-        known = resolver._by_name[file_index]
+        known = resolver.global_targets
+        defined = resolver.defined[file_index]
+        by_name = resolver.by_name
         stats = self.stats
         out: list[int] = []
         calls = resolved = 0
-        for name, count in zip(function.callees, function.callee_counts):
-            target = known.get(name) or resolver.by_name(name, file_index)
+        for name, count in zip(function.callees, function.callee_counts, strict=True):
+            target = (name not in defined and known.get(name)) or by_name(name, file_index)
             calls += count
             kind = target[0]
             if kind == T_FUNC:
@@ -388,8 +400,9 @@ class _Linker:
         stats.call_sites += calls
         stats.direct_calls += calls
         stats.direct_resolved += resolved
-        # callee names come sorted, so this order is stable; a callee met twice counts once
-        return tuple(dict.fromkeys(out)) if len(out) > 1 else tuple(out)
+        # callee names come sorted and unique, and a name only ever means
+        # definitions of that name: the ids are in a stable order, each once
+        return tuple(out)
 
     def _count_sites(self, calls: tuple, targets: tuple) -> None:
         stats = self.stats
@@ -496,8 +509,20 @@ class CallGraph(nx.DiGraph):
 _NO_ATTRIBUTES: dict = {}
 
 
-def _graph(callees: list[tuple[int, ...]], count: int) -> CallGraph:
+def _graph(rows: list[tuple[int, ...]]) -> CallGraph:
+    """The graph with an edge from each function to each of its callees.
+
+    Filled through the adjacency attributes networkx lets a subclass set
+    (`_adj` and `_pred` are descriptors that keep the cached views right):
+    add_edges_from would spend most of the link stage checking millions of
+    edges one at a time."""
+    succ = {caller: dict.fromkeys(row, _NO_ATTRIBUTES) for caller, row in enumerate(rows)}
+    pred: dict[int, dict[int, dict]] = {node: {} for node in range(len(rows))}
+    for caller, row in enumerate(rows):
+        for callee in row:
+            pred[callee][caller] = _NO_ATTRIBUTES
     graph = CallGraph()
-    graph.add_nodes_from(range(count))
-    graph.add_edges_from((caller, callee) for caller, row in enumerate(callees) for callee in row)
+    graph._node = {node: {} for node in range(len(rows))}
+    graph._adj = succ
+    graph._pred = pred
     return graph
