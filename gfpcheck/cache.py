@@ -26,13 +26,37 @@ def default_cache_dir() -> Path:
     return Path(base) / "gfpcheck"
 
 
+def code_digest() -> str:
+    """Digest of gfpcheck's own code and queries: a change to either invalidates
+    every entry, even between two builds that carry the same version number."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.suffix in (".py", ".scm", ".json") and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def salt(*parts: str) -> bytes:
-    """What every key of one configuration shares: versions and rules digest."""
-    return hashlib.blake2b("\0".join((sys.version, *parts)).encode(), digest_size=_DIGEST).digest()
+    """What every key of one configuration shares: versions, code and rules digests."""
+    return hashlib.sha256("\0".join((sys.version, *parts)).encode()).digest()[:_DIGEST]
 
 
-def content_key(data: bytes, salted: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=20, key=salted).hexdigest()
+def content_key(path: str, data: bytes, salted: bytes) -> str:
+    """The key of one file's facts: its path (facts name it) and its content."""
+    digest = hashlib.sha256(salted)
+    digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(data)
+    return digest.hexdigest()[:40]
+
+
+def combined_key(parts: list[str], salted: bytes) -> str:
+    """The key of something determined by many keys, in order."""
+    digest = hashlib.sha256(salted)
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\n")
+    return digest.hexdigest()[:40]
 
 
 class Cache:
@@ -52,11 +76,14 @@ class Cache:
             return None
         payload = _unwrap(blob)
         if payload is None:
-            try:
-                path.unlink()
-            except OSError:
-                pass
+            self.discard(key)
         return payload
+
+    def discard(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except OSError:
+            pass
 
     def put(self, key: str, payload: bytes) -> bool:
         """Store atomically; False when the cache cannot be written (the scan goes on)."""
@@ -79,8 +106,12 @@ class Cache:
         return True
 
 
+def _checksum(payload: bytes) -> bytes:
+    return hashlib.sha256(payload).digest()[:_DIGEST]
+
+
 def _wrap(payload: bytes) -> bytes:
-    return _MAGIC + hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload
+    return _MAGIC + _checksum(payload) + payload
 
 
 def _unwrap(blob: bytes) -> bytes | None:
@@ -88,6 +119,6 @@ def _unwrap(blob: bytes) -> bytes | None:
     if len(blob) < head or not blob.startswith(_MAGIC):
         return None
     payload = blob[head:]
-    if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != blob[len(_MAGIC):head]:
+    if _checksum(payload) != blob[len(_MAGIC):head]:
         return None
     return payload

@@ -9,14 +9,43 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cache import default_cache_dir
 from .checks.catalog import BY_ID, CHECKS
-from .discover import ALL_ARCHES, DEFAULT_ARCH, DEFAULT_EXCLUDES, DEFAULT_MAX_SIZE, DiscoveryError
-from .pipeline import ScanOptions, scan
+from .discover import (
+    ALL_ARCHES,
+    DEFAULT_ARCH,
+    DEFAULT_EXCLUDES,
+    DEFAULT_MAX_SIZE,
+    DiscoveryError,
+)
+from .pipeline import Progress, ScanOptions, scan
 from .report import json as json_report
 from .report import text as text_report
 from .ruleset import RuleError
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
+
+
+def progress_bar(quiet: bool) -> Progress | None:
+    """A bar with file counts and elapsed time on stderr, when stderr is a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bars: list[tqdm] = []
+
+    def start(stage: str, total: int) -> None:
+        bars.append(tqdm(total=total, desc=stage, unit=" files", file=sys.stderr, leave=False,
+                         bar_format="{desc}: {n_fmt}/{total_fmt} files |{bar}| {elapsed}"))
+
+    def advance(count: int) -> None:
+        bars[-1].update(count)
+
+    def done() -> None:
+        bars.pop().close()
+
+    return Progress(start, advance, done)
 
 
 def fail(message: str) -> None:
@@ -47,10 +76,14 @@ def main() -> None:
               help="Skip files larger than this many bytes.")
 @click.option("--min-confidence", type=click.Choice(["low", "medium", "high"]), default="medium",
               show_default=True, help="Report only findings whose evidence is at least this strong.")
-@click.option("--timings", is_flag=True, help="Add seconds per stage to the JSON stats (output then varies).")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              help=f"Where facts and results are kept between scans (default: {default_cache_dir()}).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
+@click.option("--timings", is_flag=True,
+              help="Add seconds per stage and cache use to the JSON stats (output then varies).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
 def scan_command(paths, root, fmt, rules_dirs, jobs, excludes, no_default_excludes, arch, max_file_size,
-                 min_confidence, timings, quiet) -> None:
+                 min_confidence, cache_dir, no_cache, timings, quiet) -> None:
     """Scan PATHS (default: .) and report allocation-context findings."""
     paths = tuple(paths) or (Path("."),)
     if root is None:
@@ -62,12 +95,16 @@ def scan_command(paths, root, fmt, rules_dirs, jobs, excludes, no_default_exclud
         paths=paths, root=root, rules_dirs=dirs, jobs=jobs,
         excludes=tuple(excludes) + (() if no_default_excludes else DEFAULT_EXCLUDES),
         max_file_size=max_file_size, min_confidence=min_confidence, arch=arch,
+        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
     )
     try:
-        result = scan(options)
+        result = scan(options, progress_bar(quiet))
     except (RuleError, DiscoveryError) as exc:
         fail(str(exc))
         return
+    except KeyboardInterrupt:
+        click.echo("gfpcheck: interrupted; the cache keeps what was finished", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if fmt == "json":
         click.echo(json_report.render(result.findings, result.stats, include_timing=timings), nl=False)
     else:

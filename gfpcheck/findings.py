@@ -37,10 +37,16 @@ class Finding:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Finding:
+        chain = tuple(ChainStep(**step) for step in data["chain"])
+        return cls(**{**data, "chain": chain})
+
 
 @dataclass(frozen=True)
 class Stats:
-    """Figures of one scan; `seconds` per stage."""
+    """Figures of one scan.  `seconds` per stage and `cache` (what was reused)
+    describe the run rather than the tree: reports leave them out unless asked."""
 
     files: int = 0
     files_with_parse_errors: int = 0
@@ -56,8 +62,8 @@ class Stats:
     call_edges: int = 0
     allocation_sites: int = 0
     findings_below_confidence: int = 0  # not reported: their evidence is weaker than asked for
-    cache_hits: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    cache: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,25 +1,39 @@
 """The one place the stages are wired together.
 
-discover files -> extract facts per file (parallel) -> link into one program
-and call graph -> propagate contexts -> checks make findings.  The CLI calls
-`scan` and hands the result to a reporter; nothing here prints.
+discover files -> key them by content -> extract facts per file (cached,
+parallel) -> link into one program and call graph -> propagate contexts ->
+checks make findings.  A tree whose every file key was seen before gets the
+stored result of that scan.  The CLI calls `scan` and hands the result to a
+reporter; nothing here prints.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
+from . import __version__
+from .cache import Cache, code_digest, combined_key, salt
 from .checks.evidence import CONFIDENCE_ORDER
 from .checks.nofs import Analysis, run_checks
-from .discover import DEFAULT_ARCH, DEFAULT_EXCLUDES, DEFAULT_MAX_SIZE, Skipped, arch_excludes, discover
-from .extract.runner import extract_all
+from .discover import (
+    DEFAULT_ARCH,
+    DEFAULT_EXCLUDES,
+    DEFAULT_MAX_SIZE,
+    SOURCE_SUFFIXES,
+    Skipped,
+    arch_excludes,
+    discover,
+)
+from .extract.frontend import grammar_version
+from .extract.runner import Keyed, Source, cache_for, extract_all, key_sources
 from .findings import Finding, Stats
 from .link import link
 from .propagate.contexts import Contexts
@@ -38,6 +52,10 @@ class ScanOptions:
     max_file_size: int = DEFAULT_MAX_SIZE
     min_confidence: str = "medium"  # findings below this are counted, not reported
     arch: str = DEFAULT_ARCH  # the one arch/ directory read; ALL_ARCHES for every one
+    cache_dir: Path | None = None  # None: nothing is read from or written to a cache
+    # Root-relative paths whose content is given in memory (a patch applied
+    # without touching the tree); None removes the file.
+    overrides: tuple[tuple[str, bytes | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,10 +103,41 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     rules = rules or load_rules(options.rules_dirs)
     excludes = options.excludes + arch_excludes(options.root, options.arch)
     files, skipped = discover(list(options.paths), options.root, excludes, options.max_file_size)
+    sources = _with_overrides([Source(f.path, f.location) for f in files], options.overrides)
     lap("discover")
-    progress.start("extract", len(files))
-    facts = extract_all([(f.path, f.location) for f in files], rules, options.jobs or os.cpu_count() or 1,
-                        progress.advance)
+    salted = salt(__version__, code_digest(), grammar_version(), rules.digest)
+    keyed = key_sources(sources, salted)
+    results = Cache(options.cache_dir, RESULTS) if options.cache_dir is not None else None
+    result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed], salted)
+    lap("key")
+    stored = _load_result(results, result_key)
+    if stored is not None:
+        every, stats, degraded = stored
+        stats = replace(stats, cache={"result_reused": 1, "facts_reused": len(keyed), "files_extracted": 0})
+    else:
+        every, stats, degraded = _analyse(keyed, rules, options, progress, salted, lap)
+        if results is not None:
+            results.put(result_key, _dump_result(every, stats, degraded))
+    floor = CONFIDENCE_ORDER[options.min_confidence]
+    findings = [f for f in every if CONFIDENCE_ORDER[f.confidence] >= floor]
+    stats = replace(
+        stats,
+        files_skipped=dict(sorted(Counter(_reason(s.reason) for s in skipped).items())),
+        findings_below_confidence=len(every) - len(findings),
+        seconds=seconds,
+    )
+    return ScanResult(tuple(findings), stats, tuple(skipped), degraded)
+
+
+RESULTS = "results"  # the cache's kind for whole-scan results
+
+
+def _analyse(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, progress: Progress, salted: bytes,
+             lap: Callable[[str], None]) -> tuple[list[Finding], Stats, tuple[Skipped, ...]]:
+    """Every finding of the tree, whatever its confidence, and the tree's figures."""
+    progress.start("extract", len(keyed))
+    facts, extracted = extract_all(keyed, rules, options.jobs or os.cpu_count() or 1,
+                                   cache_for(options.cache_dir), salted, progress.advance)
     progress.done()
     lap("extract")
     program = link(facts, rules)
@@ -98,16 +147,12 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     contexts = Contexts(program, effects)
     lap("propagate")
     every = fingerprint(run_checks(Analysis(program, rules, origins, effects, contexts)))
-    floor = CONFIDENCE_ORDER[options.min_confidence]
-    findings = [f for f in every if CONFIDENCE_ORDER[f.confidence] >= floor]
     lap("check")
-
     degraded = tuple(Skipped(f.path, f.problem) for f in facts if f.problem)
     link_stats = program.stats
     stats = Stats(
-        files=len(files),
+        files=len(keyed),
         files_with_parse_errors=sum(1 for f in facts if f.error_nodes),
-        files_skipped=dict(sorted(Counter(_reason(s.reason) for s in skipped).items())),
         files_degraded=dict(sorted(Counter(_reason(s.reason) for s in degraded).items())),
         functions=link_stats.functions,
         macros=link_stats.macros,
@@ -118,10 +163,45 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
         indirect_resolved=link_stats.indirect_resolved,
         call_edges=link_stats.call_edges,
         allocation_sites=link_stats.allocation_sites,
-        findings_below_confidence=len(every) - len(findings),
-        seconds=seconds,
+        cache={"result_reused": 0, "facts_reused": extracted.reused, "files_extracted": extracted.extracted},
     )
-    return ScanResult(tuple(findings), stats, tuple(skipped), degraded)
+    return every, stats, degraded
+
+
+def _with_overrides(sources: list[Source], overrides: tuple[tuple[str, bytes | None], ...]) -> list[Source]:
+    """The tree as discovered, with the files given in memory replaced, added or removed."""
+    if not overrides:
+        return sources
+    given = dict(overrides)
+    by_path = {s.path: s for s in sources if s.path not in given}
+    for path, data in given.items():
+        if data is not None and path.endswith(SOURCE_SUFFIXES):
+            by_path[path] = Source(path, path, data)
+    return [by_path[path] for path in sorted(by_path)]
+
+
+def _dump_result(findings: list[Finding], stats: Stats, degraded: tuple[Skipped, ...]) -> bytes:
+    document = {
+        "findings": [f.to_dict() for f in findings],
+        "stats": {k: v for k, v in stats.to_dict().items() if k not in ("seconds", "cache")},
+        "degraded": [[d.path, d.reason] for d in degraded],
+    }
+    return json.dumps(document, sort_keys=True).encode()
+
+
+def _load_result(results: Cache | None, key: str) -> tuple[list[Finding], Stats, tuple[Skipped, ...]] | None:
+    if results is None:
+        return None
+    blob = results.get(key)
+    if blob is None:
+        return None
+    try:
+        document = json.loads(blob)
+        findings = [Finding.from_dict(f) for f in document["findings"]]
+        return findings, Stats(**document["stats"]), tuple(Skipped(p, r) for p, r in document["degraded"])
+    except Exception:  # not what this version writes: analyse again, never trust it
+        results.discard(key)
+        return None
 
 
 def _reason(text: str) -> str:

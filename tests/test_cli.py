@@ -46,16 +46,21 @@ def test_json_output_carries_findings_chains_and_stats():
     for key in ("files", "functions", "call_edges", "indirect_resolved", "files_with_parse_errors"):
         assert key in stats
     assert "seconds" not in stats
-    timed = json.loads(gfpcheck("scan", "--format", "json", "--timings", str(SEED)).stdout)
-    assert set(timed["stats"]["seconds"]) >= {"extract", "link", "propagate", "check"}
+    assert "seconds" not in stats and "cache" not in stats
+    timed = json.loads(gfpcheck("scan", "--format", "json", "--timings", "--no-cache", str(SEED)).stdout)
+    assert set(timed["stats"]["seconds"]) >= {"discover", "key", "extract", "link", "propagate", "check"}
+    assert timed["stats"]["cache"] == {"result_reused": 0, "facts_reused": 0, "files_extracted": stats["files"]}
 
 
-def test_output_is_byte_identical_across_runs_and_job_counts():
-    serial = gfpcheck("scan", "--format", "json", "-j", "1", str(SEED)).stdout
-    parallel = gfpcheck("scan", "--format", "json", "-j", "2", str(SEED)).stdout
-    again = gfpcheck("scan", "--format", "json", "-j", "2", str(SEED)).stdout
-    assert serial == parallel == again
-    assert gfpcheck("scan", "-j", "1", str(SEED)).stdout == gfpcheck("scan", "-j", "2", str(SEED)).stdout
+def test_output_is_byte_identical_cold_warm_and_across_job_counts(tmp_path):
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    cold = gfpcheck("scan", "--format", "json", *cache, str(SEED)).stdout
+    warm = gfpcheck("scan", "--format", "json", *cache, str(SEED)).stdout
+    serial = gfpcheck("scan", "--format", "json", "--no-cache", "-j", "1", str(SEED)).stdout
+    parallel = gfpcheck("scan", "--format", "json", "--no-cache", "-j", "2", str(SEED)).stdout
+    assert json.loads(cold)["findings"]
+    assert cold == warm == serial == parallel
+    assert gfpcheck("scan", "-j", "1", "--no-cache", str(SEED)).stdout == gfpcheck("scan", *cache, str(SEED)).stdout
 
 
 def test_clean_tree_exits_zero(tmp_path):

@@ -40,17 +40,6 @@ def test_special_files_are_skipped_with_reason(tmp_path):
     assert [(s.path, s.reason) for s in skipped] == [("pipe.c", "not a regular file")]
 
 
-def test_a_file_that_cannot_be_read_becomes_a_degraded_result(tmp_path, rules):
-    from gfpcheck.extract.runner import extract_all
-
-    make(tmp_path, {"a.c": b"int f(void) { return 0; }"})
-    (tmp_path / "gone.c").mkdir()  # reading a directory fails like an unreadable file
-    facts = extract_all([("a.c", str(tmp_path / "a.c")), ("gone.c", str(tmp_path / "gone.c"))], rules, 1)
-    assert [f.path for f in facts] == ["a.c", "gone.c"]
-    assert facts[0].problem == "" and [fn.name for fn in facts[0].functions] == ["f"]
-    assert facts[1].problem.startswith("unreadable")
-
-
 def test_missing_path_is_an_error(tmp_path):
     with pytest.raises(DiscoveryError, match="no such file"):
         discover([tmp_path / "nope"], tmp_path)

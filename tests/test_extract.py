@@ -1,8 +1,23 @@
 from __future__ import annotations
 
 from gfpcheck.extract import extract_file
-from gfpcheck.facts import (CALL_ARGS, CALL_BASE, CALL_KIND, CALL_NAME, CALL_PATH, CALL_RESULT, EV_GOTO,
-                            EV_IF, EV_LABEL, EV_RETURN, FIELD, call_sites, decode, encode, flow_events)
+from gfpcheck.facts import (
+    CALL_ARGS,
+    CALL_BASE,
+    CALL_KIND,
+    CALL_NAME,
+    CALL_PATH,
+    CALL_RESULT,
+    EV_GOTO,
+    EV_IF,
+    EV_LABEL,
+    EV_RETURN,
+    FIELD,
+    call_sites,
+    decode,
+    encode,
+    flow_events,
+)
 
 
 def functions(rules, source: str, path: str = "fs/demo/x.c"):

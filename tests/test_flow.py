@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from gfpcheck.propagate import state as st
-from gfpcheck.propagate.flowtree import (CALL_RESULT_TESTED, TEST_ERR, TEST_NOT, TEST_NOT_ERR, TEST_TRUTHY,
-                                         parse_test)
+from gfpcheck.propagate.flowtree import (
+    CALL_RESULT_TESTED,
+    TEST_ERR,
+    TEST_NOT,
+    TEST_NOT_ERR,
+    TEST_TRUTHY,
+    parse_test,
+)
 
 from .helpers import analyse
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from gfpcheck.link import CONFIDENT, NAME_ONLY, T_ALLOC, T_BEGIN, T_FUNC, T_INDIRECT, T_PARAM, T_SCOPE
+from gfpcheck.link import (
+    CONFIDENT,
+    NAME_ONLY,
+    T_ALLOC,
+    T_BEGIN,
+    T_FUNC,
+    T_INDIRECT,
+    T_PARAM,
+    T_SCOPE,
+)
 
 from .helpers import analyse
 

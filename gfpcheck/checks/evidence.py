@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING
 
 from ..facts import CALL_NAME, PARAM_NAME, PARAM_TYPE
 from ..findings import ChainStep, Finding
-from ..link import CONFIDENT, DISPATCHED, T_BEGIN, T_END, T_FUNC, T_INDIRECT, T_PARAM, T_SCOPE, subsystem
+from ..link import (
+    CONFIDENT,
+    DISPATCHED,
+    T_BEGIN,
+    T_END,
+    T_FUNC,
+    T_INDIRECT,
+    T_PARAM,
+    T_SCOPE,
+    subsystem,
+)
 from ..propagate import state as st
 from ..propagate.origins import Origin, Use
 from ..propagate.witness import Chain, Link
@@ -196,9 +206,7 @@ class Evidence:
         for index, target in enumerate(self.program.targets(fid)):
             if until is not None and index > until:
                 break
-            if target[0] == T_BEGIN:
-                found = index
-            elif target[0] == T_FUNC and any(effects.summaries.get(c, st.IDENTITY).held > 0 for c in target[1]):
+            if target[0] == T_BEGIN or target[0] == T_FUNC and any(effects.summaries.get(c, st.IDENTITY).held > 0 for c in target[1]):
                 found = index
         return found
 

@@ -11,8 +11,8 @@ down), the states at the allocations it reaches decide the finding:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..findings import Finding
 from ..link import Program

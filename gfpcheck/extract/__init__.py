@@ -12,17 +12,41 @@ from __future__ import annotations
 
 import marshal
 import re
-from sys import intern
 from bisect import bisect_right
 from operator import attrgetter, itemgetter
+from sys import intern
 
 from tree_sitter import Node, QueryCursor
 
-from ..facts import (DIRECT, EV_BREAK, EV_CALL, EV_CASE, EV_CONTINUE, EV_GOTO, EV_IF, EV_LABEL, EV_LOOP,
-                     EV_RETURN, EV_SWITCH, FIELD, OTHER, Binding, FileFacts, Function, empty_facts)
+from ..facts import (
+    DIRECT,
+    EV_BREAK,
+    EV_CALL,
+    EV_CASE,
+    EV_CONTINUE,
+    EV_GOTO,
+    EV_IF,
+    EV_LABEL,
+    EV_LOOP,
+    EV_RETURN,
+    EV_SWITCH,
+    FIELD,
+    OTHER,
+    Binding,
+    FileFacts,
+    Function,
+    empty_facts,
+)
 from ..ruleset import Ruleset
-from .declarators import (argument_fact, base_type, declarator_name, function_declarator, parse_parameters,
-                          split_arguments, text)
+from .declarators import (
+    argument_fact,
+    base_type,
+    declarator_name,
+    function_declarator,
+    parse_parameters,
+    split_arguments,
+    text,
+)
 from .frontend import facts_query, parser
 from .macros import macro_calls
 
@@ -48,9 +72,26 @@ def extract_file(path: str, data: bytes, rules: Ruleset) -> FileFacts:
 class _Scope:
     """What is gathered for one function body before it becomes a Function."""
 
-    __slots__ = ("node", "start", "end", "body_start", "end_line", "name", "line", "column", "static",
-                 "entry", "noreturn", "returns_pointer", "return_type", "params", "events", "calls", "declarations",
-                 "field_assigns")
+    __slots__ = (
+        "body_start",
+        "calls",
+        "column",
+        "declarations",
+        "end",
+        "end_line",
+        "entry",
+        "events",
+        "field_assigns",
+        "line",
+        "name",
+        "node",
+        "noreturn",
+        "params",
+        "return_type",
+        "returns_pointer",
+        "start",
+        "static",
+    )
 
     def __init__(self, node: Node, body: Node):
         self.node = node

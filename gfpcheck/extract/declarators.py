@@ -107,7 +107,7 @@ def split_arguments(inner: str) -> list[str]:
     return out
 
 
-_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 
 
 def argument_fact(arg: str) -> str | None:
@@ -135,7 +135,7 @@ def argument_fact(arg: str) -> str | None:
     return None
 
 
-_ATTRIBUTE = re.compile(r"__attribute__\s*\(\(.*?\)\)|__counted_by\w*\([^)]*\)", re.S)
+_ATTRIBUTE = re.compile(r"__attribute__\s*\(\(.*?\)\)|__counted_by\w*\([^)]*\)", re.DOTALL)
 _QUALIFIERS = frozenset({
     "const", "volatile", "restrict", "__restrict", "__restrict__", "register", "__user", "__iomem", "__rcu",
     "__percpu", "__force", "__maybe_unused", "__always_unused", "__unused", "__nocast", "__bitwise",

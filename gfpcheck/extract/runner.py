@@ -1,32 +1,52 @@
-"""Extract every file, in a process pool or serially; results in path order.
+"""Extract every file: from the fact cache where its content was seen before,
+else in a process pool (or serially); results in the order given.
 
-Workers read the file themselves and hand back encoded facts (bytes), which
-keeps what crosses process boundaries small and cheap to decode.  Whatever
-order workers finish in, results are placed by index, so output never
-depends on scheduling.
+The parent reads each file once to key it by content; cached facts are read
+and decoded there, and only the files the cache lacks go to the workers,
+which read the file again, extract it, store the result under its key and
+hand back encoded facts (bytes: small and cheap to send and decode).
+Whatever order workers finish in, results are placed by index, so output
+never depends on scheduling.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
+from ..cache import Cache, content_key
 from ..facts import FileFacts, decode, empty_facts, encode
 from ..ruleset import Ruleset
 from . import extract_file
 
-_worker_rules: Ruleset | None = None
+FACTS = "facts"  # the cache's kind for per-file facts
 
 
-def _init_worker(rules: Ruleset) -> None:
-    global _worker_rules
-    _worker_rules = rules
-    import gc
-    import signal
+@dataclass(frozen=True)
+class Source:
+    """A file to extract: where to read it, or its content when given in memory."""
 
-    gc.disable()  # extraction makes millions of short-lived nodes and tuples, never a cycle
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+    path: str  # relative to the root, "/" separators
+    location: str
+    data: bytes | None = None
+
+
+@dataclass
+class Keyed:
+    """A source with its cache key, or the reason it cannot be read."""
+
+    source: Source
+    key: str = ""
+    problem: str = ""
+
+
+@dataclass
+class ExtractStats:
+    reused: int = 0  # facts read from the cache
+    extracted: int = 0  # files parsed
 
 
 def read_source(location: str) -> tuple[bytes | None, str]:
@@ -35,6 +55,18 @@ def read_source(location: str) -> tuple[bytes | None, str]:
             return handle.read(), ""
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
+
+
+def key_sources(sources: Sequence[Source], salted: bytes) -> list[Keyed]:
+    """Key each source by its path and content."""
+    out = []
+    for source in sources:
+        data, problem = (source.data, "") if source.data is not None else read_source(source.location)
+        if data is None:
+            out.append(Keyed(source, problem=problem))
+        else:
+            out.append(Keyed(source, key=content_key(source.path, data, salted)))
+    return out
 
 
 def extract_one(path: str, data: bytes, rules: Ruleset) -> bytes:
@@ -48,39 +80,97 @@ def extract_one(path: str, data: bytes, rules: Ruleset) -> bytes:
     return encode(facts)
 
 
-def _task(job: tuple[int, str, str]) -> tuple[int, bytes]:
-    index, path, location = job
-    data, problem = read_source(location)
+class _Worker:
+    """What every task of one run shares; set once per process."""
+
+    rules: Ruleset | None = None
+    cache: Cache | None = None
+    salted: bytes = b""
+
+
+def _init_worker(rules: Ruleset, cache: Cache | None, salted: bytes, quiet_signals: bool) -> None:
+    _Worker.rules, _Worker.cache, _Worker.salted = rules, cache, salted
+    if quiet_signals:
+        import gc
+        import signal
+
+        gc.disable()  # extraction makes millions of short-lived nodes and tuples, never a cycle
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+
+
+def _task(job: tuple[int, str, str, bytes | None, str]) -> tuple[int, bytes]:
+    index, path, location, data, key = job
     if data is None:
-        return index, encode(empty_facts(path, problem))
-    assert _worker_rules is not None
-    return index, extract_one(path, data, _worker_rules)
+        data, problem = read_source(location)
+        if data is None:
+            return index, encode(empty_facts(path, problem))
+    assert _Worker.rules is not None
+    blob = extract_one(path, data, _Worker.rules)
+    # Store only what was extracted from the content that was keyed: a file
+    # edited since it was keyed must not leave facts under the old key.
+    if _Worker.cache is not None and key and content_key(path, data, _Worker.salted) == key:
+        _Worker.cache.put(key, blob)
+    return index, blob
 
 
-def extract_all(jobs: Sequence[tuple[str, str]], rules: Ruleset, processes: int,
-                progress: Callable[[int], None] | None = None) -> list[FileFacts]:
-    """Facts for each (path, location), in the order given."""
-    results: list[FileFacts | None] = [None] * len(jobs)
-    tasks = [(i, path, location) for i, (path, location) in enumerate(jobs)]
-    for index, blob in _run(tasks, rules, processes):
+def extract_all(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: Cache | None, salted: bytes,
+                progress: Callable[[int], None] | None = None) -> tuple[list[FileFacts], ExtractStats]:
+    """Facts for each keyed source, in the order given."""
+    advance = progress or (lambda n: None)
+    stats = ExtractStats()
+    results: list[FileFacts | None] = [None] * len(keyed)
+    tasks = []
+    for index, item in enumerate(keyed):
+        source = item.source
+        if item.problem:
+            results[index] = empty_facts(source.path, item.problem)
+            advance(1)
+            continue
+        facts = _cached(cache, item.key)
+        if facts is not None and facts.path == source.path:
+            results[index] = facts
+            stats.reused += 1
+            advance(1)
+            continue
+        tasks.append((index, source.path, source.location, source.data, item.key))
+    stats.extracted = len(tasks)
+    for index, blob in _run(tasks, rules, processes, cache, salted):
         results[index] = decode(blob)  # while the workers go on with the next files
-        if progress is not None:
-            progress(1)
-    return [facts for facts in results if facts is not None]
+        advance(1)
+    return [facts for facts in results if facts is not None], stats
 
 
-def _run(tasks: list[tuple[int, str, str]], rules: Ruleset, processes: int) -> Iterable[tuple[int, bytes]]:
+def _cached(cache: Cache | None, key: str) -> FileFacts | None:
+    if cache is None or not key:
+        return None
+    blob = cache.get(key)
+    if blob is None:
+        return None
+    try:
+        return decode(blob)
+    except Exception:  # an entry this version did not write: rebuilt, never trusted
+        cache.discard(key)
+        return None
+
+
+def _run(tasks: list, rules: Ruleset, processes: int, cache: Cache | None,
+         salted: bytes) -> Iterable[tuple[int, bytes]]:
     if processes <= 1 or len(tasks) < 2:
-        _init_rules_inline(rules)
+        _init_worker(rules, cache, salted, quiet_signals=False)
         for task in tasks:
             yield _task(task)
         return
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     chunk = max(1, min(64, len(tasks) // (processes * 16) or 1))
-    with context.Pool(processes, initializer=_init_worker, initargs=(rules,)) as pool:
+    pool = context.Pool(min(processes, len(tasks)), initializer=_init_worker,
+                        initargs=(rules, cache, salted, True))
+    try:
         yield from pool.imap_unordered(_task, tasks, chunksize=chunk)
+        pool.close()
+    finally:
+        pool.terminate()  # on Ctrl-C or an error too: no worker outlives the scan
+        pool.join()
 
 
-def _init_rules_inline(rules: Ruleset) -> None:
-    global _worker_rules
-    _worker_rules = rules
+def cache_for(directory: Path | None) -> Cache | None:
+    return Cache(directory, FACTS) if directory is not None else None

@@ -16,13 +16,26 @@ and on demand for any other (Program.targets).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import networkx as nx
 
-from ..facts import (CALL_ARGS, CALL_BASE, CALL_KIND, CALL_NAME, CALL_PATH, DIRECT, FIELD, PARAM_NAME,
-                     PARAM_POINTER, PARAM_TYPE, FileFacts, Function, call_sites)
+from ..facts import (
+    CALL_ARGS,
+    CALL_BASE,
+    CALL_KIND,
+    CALL_NAME,
+    CALL_PATH,
+    DIRECT,
+    FIELD,
+    PARAM_NAME,
+    PARAM_POINTER,
+    PARAM_TYPE,
+    FileFacts,
+    Function,
+    call_sites,
+)
 from ..ruleset import Ruleset
 from .types import TypeIndex
 

@@ -8,7 +8,7 @@ it: `file->f_op->read_iter(...)` is a call of `struct file_operations`'s
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..facts import PARAM_NAME, PARAM_POINTER, PARAM_TYPE, FileFacts, Function
 

@@ -9,12 +9,26 @@ in, and which states leave the function.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from ..facts import CALL_RESULT
+from .flowtree import (
+    CALL_RESULT_TESTED,
+    F_BREAK,
+    F_CALL,
+    F_CASE,
+    F_CONTINUE,
+    F_GOTO,
+    F_IF,
+    F_LABEL,
+    F_LOOP,
+    F_RETURN,
+    F_SWITCH,
+    RETURN_SUCCESS,
+    RETURN_UNKNOWN,
+)
 from .state import mark_failed
-from .flowtree import (F_BREAK, F_CALL, F_CASE, F_CONTINUE, F_GOTO, F_IF, F_LABEL, F_LOOP, F_RETURN,
-                       F_SWITCH, RETURN_SUCCESS, RETURN_UNKNOWN, CALL_RESULT_TESTED)
 
 _LOOP_ROUNDS = 3
 
@@ -59,8 +73,21 @@ def _final(run: _Run, end: int, void: bool) -> int:
 
 
 class _Run:
-    __slots__ = ("calls", "transfer", "failure", "mark_failures", "sites", "exits", "returns", "kinds", "pending", "before", "breaks",
-                 "continues", "switches")
+    __slots__ = (
+        "before",
+        "breaks",
+        "calls",
+        "continues",
+        "exits",
+        "failure",
+        "kinds",
+        "mark_failures",
+        "pending",
+        "returns",
+        "sites",
+        "switches",
+        "transfer",
+    )
 
     def __init__(self, calls: tuple, transfer: Transfer, failure: Failure, mark_failures: bool):
         self.calls = calls

@@ -10,8 +10,20 @@ from __future__ import annotations
 
 import re
 
-from ..facts import (EV_BREAK, EV_CALL, EV_CASE, EV_CONTINUE, EV_GOTO, EV_IF, EV_LABEL, EV_LOOP, EV_RETURN,
-                     EV_SWITCH, Function, flow_events)
+from ..facts import (
+    EV_BREAK,
+    EV_CALL,
+    EV_CASE,
+    EV_CONTINUE,
+    EV_GOTO,
+    EV_IF,
+    EV_LABEL,
+    EV_LOOP,
+    EV_RETURN,
+    EV_SWITCH,
+    Function,
+    flow_events,
+)
 from ..ruleset import Ruleset
 
 # Tree items: tuples whose first element is one of these.
@@ -117,7 +129,7 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
     return items, i
 
 
-_WRAPPED = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)", re.S)
+_WRAPPED = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)", re.DOTALL)
 _COMPARE = re.compile(r"([A-Za-z_]\w*)\s*(<|!=|==)\s*(0|NULL)")
 
 

@@ -10,7 +10,8 @@ the mask takes effect, and the origin is where a finding is reported.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 from ..facts import CALL_ARGS, PARAM_NAME
 from ..link import T_ALLOC, T_BEGIN, T_END, T_FUNC, Program

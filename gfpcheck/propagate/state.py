@@ -8,8 +8,9 @@ on the path).  A set of states is an int bitmask over the 256 states.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 HELD_SHIFT, NOFS_SHIFT, NOIO_SHIFT = 0, 2, 4
 BELIEF = 1 << 6
@@ -49,7 +50,7 @@ def make(held_depth: int = 0, nofs: int = 0, noio: int = 0, belief: bool = False
 
 
 def _clamp(depth: int) -> int:
-    return 0 if depth < 0 else DEPTH_MAX if depth > DEPTH_MAX else depth
+    return 0 if depth < 0 else min(depth, DEPTH_MAX)
 
 
 def members(mask: int) -> Iterator[int]:

@@ -14,7 +14,8 @@ always break the same way.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from ..link import NAME_ONLY, T_BEGIN, T_INDIRECT, T_SCOPE, BindingSite, Program
 from . import state as st

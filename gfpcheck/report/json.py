@@ -12,6 +12,7 @@ def render(findings: list[Finding] | tuple[Finding, ...], stats: Stats, include_
     stats_dict = stats.to_dict()
     if not include_timing:
         stats_dict.pop("seconds", None)
+        stats_dict.pop("cache", None)
     document = {
         "tool": "gfpcheck",
         "version": __version__,

@@ -26,6 +26,8 @@ def summary(findings, stats: Stats) -> str:
         problems.append(f"{stats.findings_below_confidence} weaker findings not shown (--min-confidence low)")
     if stats.files_skipped:
         problems.append("skipped " + ", ".join(f"{n} ({why})" for why, n in stats.files_skipped.items()))
+    if stats.files_with_parse_errors:
+        problems.append(f"{stats.files_with_parse_errors} with parse errors (read in part)")
     if stats.files_degraded:
         problems.append("degraded " + ", ".join(f"{n} ({why})" for why, n in stats.files_degraded.items()))
     tail = f"; {'; '.join(problems)}" if problems else ""

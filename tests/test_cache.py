@@ -1,0 +1,164 @@
+"""The fact and result caches: reuse, invalidation, and entries never trusted blindly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gfpcheck.cache import Cache, content_key, salt
+from gfpcheck.extract.runner import FACTS, Source, cache_for, extract_all, key_sources
+from gfpcheck.pipeline import RESULTS, ScanOptions, scan
+
+SALT = salt("test")
+SEED = Path(__file__).resolve().parent.parent / "fixtures" / "seed-2016"
+
+
+def entries(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".tmp-"))
+
+
+def test_roundtrip_and_atomic_layout(tmp_path):
+    cache = Cache(tmp_path, "facts")
+    assert cache.get("ab" * 20) is None
+    assert cache.put("ab" * 20, b"payload")
+    assert cache.get("ab" * 20) == b"payload"
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()] == [
+        "facts/ab/" + "ab" * 20]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda blob: blob[: len(blob) // 2],  # truncated
+    lambda blob: blob[:-1] + bytes([blob[-1] ^ 1]),  # one bit flipped
+    lambda blob: b"not a cache entry at all",  # foreign
+    lambda blob: b"",  # empty
+])
+def test_damaged_entry_is_a_miss_and_is_removed(tmp_path, damage):
+    cache = Cache(tmp_path, "facts")
+    cache.put("cd" * 20, b"x" * 100)
+    path = entries(tmp_path)[0]
+    path.write_bytes(damage(path.read_bytes()))
+    assert cache.get("cd" * 20) is None
+    assert not path.exists()
+
+
+def test_unwritable_cache_is_not_an_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory should be")
+    cache = Cache(blocker, "facts")
+    assert cache.put("ef" * 20, b"x") is False
+    assert cache.get("ef" * 20) is None
+
+
+def test_key_depends_on_path_content_and_salt():
+    base = content_key("a.c", b"int x;", SALT)
+    assert base == content_key("a.c", b"int x;", SALT)
+    assert len({base, content_key("b.c", b"int x;", SALT), content_key("a.c", b"int y;", SALT),
+                content_key("a.c", b"int x;", salt("other rules"))}) == 4
+
+
+def write_tree(root: Path, files: dict[str, str]) -> list[Source]:
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return [Source(name, str(root / name)) for name in sorted(files)]
+
+
+TREE = {
+    "a.c": "int a(void) { return b(); }\n",
+    "b.c": "int b(void) { return kmalloc(8, GFP_NOFS) != 0; }\n",
+    "c.c": "static int c(void) { return 0; }\n",
+}
+
+
+def test_second_run_reuses_every_file_and_an_edit_reextracts_only_that_file(tmp_path, rules):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    sources = write_tree(tree, TREE)
+    cache = cache_for(tmp_path / "cache")
+    cold, cold_stats = extract_all(key_sources(sources, SALT), rules, 1, cache, SALT)
+    assert (cold_stats.reused, cold_stats.extracted) == (0, 3)
+    warm, warm_stats = extract_all(key_sources(sources, SALT), rules, 2, cache, SALT)
+    assert (warm_stats.reused, warm_stats.extracted) == (3, 0)
+    assert warm == cold
+    (tree / "c.c").write_text("static int c(void) { return 1; }\nint d(void) { return c(); }\n")
+    edited, edit_stats = extract_all(key_sources(sources, SALT), rules, 1, cache, SALT)
+    assert (edit_stats.reused, edit_stats.extracted) == (2, 1)
+    assert [f.name for f in edited[2].functions] == ["c", "d"]
+
+
+def test_corrupt_fact_entry_is_rebuilt_with_the_same_facts(tmp_path, rules):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    sources = write_tree(tree, TREE)
+    cache = cache_for(tmp_path / "cache")
+    cold, _ = extract_all(key_sources(sources, SALT), rules, 1, cache, SALT)
+    for path in entries(tmp_path / "cache" / FACTS):
+        path.write_bytes(path.read_bytes()[:-3])
+    rebuilt, stats = extract_all(key_sources(sources, SALT), rules, 1, cache, SALT)
+    assert (stats.reused, stats.extracted) == (0, 3)
+    assert rebuilt == cold
+
+
+def test_unreadable_file_becomes_a_degraded_result(tmp_path, rules):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    sources = write_tree(tree, {"a.c": "int f(void) { return 0; }\n"})
+    (tree / "gone.c").mkdir()  # reading a directory fails like an unreadable file
+    sources.append(Source("gone.c", str(tree / "gone.c")))
+    facts, _ = extract_all(key_sources(sources, SALT), rules, 1, cache_for(tmp_path / "cache"), SALT)
+    assert [f.path for f in facts] == ["a.c", "gone.c"]
+    assert facts[0].problem == "" and [fn.name for fn in facts[0].functions] == ["f"]
+    assert facts[1].problem.startswith("unreadable")
+
+
+def options(root: Path, cache: Path | None, **extra) -> ScanOptions:
+    return ScanOptions(paths=(root,), root=root, cache_dir=cache, **extra)
+
+
+def test_unchanged_tree_reuses_the_stored_result(tmp_path, rules):
+    cache = tmp_path / "cache"
+    cold = scan(options(SEED, cache), rules=rules)
+    warm = scan(options(SEED, cache), rules=rules)
+    assert cold.stats.cache["result_reused"] == 0 and cold.stats.cache["files_extracted"] == cold.stats.files
+    assert warm.stats.cache == {"result_reused": 1, "facts_reused": cold.stats.files, "files_extracted": 0}
+    assert warm.findings == cold.findings
+    for path in entries(cache / RESULTS):
+        path.write_bytes(b"GFPC1\n" + b"\0" * 16 + b"{}")  # right magic, wrong checksum
+    again = scan(options(SEED, cache), rules=rules)
+    assert again.stats.cache["result_reused"] == 0 and again.stats.cache["files_extracted"] == 0
+    assert again.findings == cold.findings
+
+
+def test_overrides_change_the_scan_without_touching_the_tree(tmp_path, rules):
+    root = tmp_path / "tree"
+    root.mkdir()
+    write_tree(root, {"fs.c": "int g(handle_t *handle)\n{\n\treturn kmalloc(8, GFP_NOFS) != 0;\n}\n"})
+    cache = tmp_path / "cache"
+    before = scan(options(root, cache), rules=rules)
+    assert not [f for f in before.findings if f.rule == "nofs-recursion"]
+    patched = b"int g(handle_t *handle)\n{\n\treturn kmalloc(8, GFP_KERNEL) != 0;\n}\n"
+    after = scan(options(root, cache, overrides=(("fs.c", patched),)), rules=rules)
+    assert [(f.rule, f.line) for f in after.findings] == [("nofs-recursion", 3)]
+    assert after.stats.cache["files_extracted"] == 1
+    assert b"GFP_NOFS" in (root / "fs.c").read_bytes()
+    removed = scan(options(root, cache, overrides=(("fs.c", None),)), rules=rules)
+    assert removed.stats.files == 0
+
+
+def test_scan_with_unwritable_cache_still_reports(tmp_path, rules):
+    blocker = tmp_path / "cache"
+    blocker.write_text("")
+    result = scan(options(SEED, blocker), rules=rules)
+    assert any(f.rule == "nofs-recursion" for f in result.findings)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_file_without_read_permission_is_degraded_not_fatal(tmp_path, rules):
+    root = tmp_path / "tree"
+    root.mkdir()
+    write_tree(root, {"a.c": "int f(void) { return 0; }\n", "secret.c": "int s(void) { return 0; }\n"})
+    (root / "secret.c").chmod(0)
+    result = scan(options(root, None), rules=rules)
+    assert [(d.path, d.reason.split(":")[0]) for d in result.degraded] == [("secret.c", "unreadable")]
+    assert result.stats.files_degraded == {"unreadable": 1}
