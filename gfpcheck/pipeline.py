@@ -34,6 +34,7 @@ from .discover import (
 )
 from .extract.frontend import grammar_version
 from .extract.runner import Keyed, Source, cache_for, extract_all, key_sources
+from .facts import FileFacts
 from .findings import Finding, Stats
 from .link import link
 from .propagate.contexts import Contexts
@@ -101,9 +102,7 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
         clock = now
 
     rules = rules or load_rules(options.rules_dirs)
-    excludes = options.excludes + arch_excludes(options.root, options.arch)
-    files, skipped = discover(list(options.paths), options.root, excludes, options.max_file_size)
-    sources = _with_overrides([Source(f.path, f.location) for f in files], options.overrides)
+    sources, skipped = scan_sources(options)
     lap("discover")
     salted = salt(__version__, code_digest(), grammar_version(), rules.digest)
     keyed = key_sources(sources, salted)
@@ -130,6 +129,22 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
 
 
 RESULTS = "results"  # the cache's kind for whole-scan results
+
+
+def scan_sources(options: ScanOptions) -> tuple[list[Source], list[Skipped]]:
+    """The files a scan reads, as discovered with the files given in memory applied."""
+    excludes = options.excludes + arch_excludes(options.root, options.arch)
+    files, skipped = discover(list(options.paths), options.root, excludes, options.max_file_size)
+    return _with_overrides([Source(f.path, f.location) for f in files], options.overrides), skipped
+
+
+def tree_facts(options: ScanOptions, rules: Ruleset | None = None) -> list[FileFacts]:
+    """Every file's facts, through the same discovery and cache a scan uses
+    (for measurements and tools that look at what was extracted)."""
+    rules = rules or load_rules(options.rules_dirs)
+    salted = salt(__version__, code_digest(), grammar_version(), rules.digest)
+    keyed = key_sources(scan_sources(options)[0], salted)
+    return extract_all(keyed, rules, options.jobs or os.cpu_count() or 1, cache_for(options.cache_dir), salted)[0]
 
 
 def _analyse(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, progress: Progress, salted: bytes,
