@@ -10,6 +10,7 @@ discarded and rebuilt, never trusted.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import sys
@@ -26,16 +27,50 @@ def default_cache_dir() -> Path:
     return Path(base) / "gfpcheck"
 
 
-def code_digest() -> str:
-    """Digest of gfpcheck's own code and queries: a change to either invalidates
-    every entry, even between two builds that carry the same version number."""
-    package = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def code_digest(module: str | None = None) -> str:
+    """Digest of gfpcheck's own code: of `module` ("extract") and every package
+    module it imports, with their data files, or of the whole package.  A change
+    invalidates the entries that code determines, even between two builds that
+    carry the same version number."""
+    files = _closure(module) if module else {
+        p for p in _PACKAGE.rglob("*") if p.suffix in (".py", ".scm", ".json") and "__pycache__" not in p.parts}
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*")):
-        if path.suffix in (".py", ".scm", ".json") and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes())
+    for path in sorted(files):
+        digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _closure(module: str) -> set[Path]:
+    """The package's files `module` depends on: its own, those of the package
+    modules it imports (followed), and the data files beside them."""
+    todo = [_module_file(module.split("."))]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        seen.update(p for p in path.parent.rglob("*") if p.suffix in (".scm", ".json"))
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                here = list(path.relative_to(_PACKAGE).parent.parts)
+                base = here[: len(here) - (node.level - 1)] if node.level > 1 else here
+                parts = base + (node.module.split(".") if node.module else [])
+                todo.append(_module_file(parts))
+                todo.extend(_module_file(parts + [alias.name]) for alias in node.names)
+    return seen
+
+
+def _module_file(parts: list[str]) -> Path | None:
+    base = _PACKAGE.joinpath(*parts)
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def salt(*parts: str) -> bytes:

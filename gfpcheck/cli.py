@@ -4,13 +4,24 @@ to an exit code (0 clean, 1 findings, 2 usage or input error)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from . import __version__
 from .cache import default_cache_dir
-from .checks.catalog import BY_ID, CHECKS
+from .checks.catalog import BY_ID, CHECKS, SEVERITY_ORDER
+from .config import (
+    CONFIG_NAME,
+    Config,
+    ConfigError,
+    apply_policy,
+    load_config,
+    read_baseline,
+    split_baselined,
+)
+from .config import write_baseline as write_baseline_file
 from .discover import (
     ALL_ARCHES,
     DEFAULT_ARCH,
@@ -18,8 +29,15 @@ from .discover import (
     DEFAULT_MAX_SIZE,
     DiscoveryError,
 )
+from .findings import Finding
+from .gate import GateError, GateResult, run_gate
+from .gate import patch as patches
+from .gate.git import revision_sides
+from .gate.patch import PatchError
 from .pipeline import Progress, ScanOptions, scan
+from .report import checkpatch as checkpatch_report
 from .report import json as json_report
+from .report import sarif as sarif_report
 from .report import text as text_report
 from .ruleset import RuleError
 
@@ -59,59 +77,227 @@ def main() -> None:
     """Find GFP allocation-context bugs in Linux kernel C sources."""
 
 
-@main.command("scan")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False),
-              help="Directory reported paths are relative to (default: the one directory scanned, else .).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--rules", "rules_dirs", multiple=True, type=click.Path(path_type=Path, file_okay=False),
-              help="Rules directory; repeat to add directories after the bundled rules.")
-@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Worker processes for extraction; 0 uses every core, 1 runs serially.")
-@click.option("--exclude", "excludes", multiple=True, help="Glob of root-relative paths to skip (repeatable).")
-@click.option("--no-default-excludes", is_flag=True, help=f"Do not skip {', '.join(DEFAULT_EXCLUDES)}.")
-@click.option("--arch", default=DEFAULT_ARCH, show_default=True,
-              help=f"The architecture whose arch/ directory is read; '{ALL_ARCHES}' reads every one.")
-@click.option("--max-file-size", type=click.IntRange(min=1), default=DEFAULT_MAX_SIZE, show_default=True,
-              help="Skip files larger than this many bytes.")
-@click.option("--min-confidence", type=click.Choice(["low", "medium", "high"]), default="medium",
-              show_default=True, help="Report only findings whose evidence is at least this strong.")
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-              help=f"Where facts and results are kept between scans (default: {default_cache_dir()}).")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
-@click.option("--timings", is_flag=True,
-              help="Add seconds per stage and cache use to the JSON stats (output then varies).")
-@click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
-def scan_command(paths, root, fmt, rules_dirs, jobs, excludes, no_default_excludes, arch, max_file_size,
-                 min_confidence, cache_dir, no_cache, timings, quiet) -> None:
-    """Scan PATHS (default: .) and report allocation-context findings."""
-    paths = tuple(paths) or (Path("."),)
+def scan_options(command):
+    """The options every command that scans a tree shares."""
+    options = [
+        click.option("--root", type=click.Path(path_type=Path, file_okay=False),
+                     help="Directory reported paths are relative to (default: the one directory scanned, else .)."),
+        click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+                     help=f"Settings file (default: {CONFIG_NAME} at the root, when present)."),
+        click.option("--rules", "rules_dirs", multiple=True, type=click.Path(path_type=Path, file_okay=False),
+                     help="Rules directory; repeat to add directories after the bundled rules."),
+        click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Worker processes for extraction; 0 uses every core, 1 runs serially."),
+        click.option("--exclude", "excludes", multiple=True,
+                     help="Glob of root-relative paths to skip (repeatable)."),
+        click.option("--no-default-excludes", is_flag=True, help=f"Do not skip {', '.join(DEFAULT_EXCLUDES)}."),
+        click.option("--arch", default=DEFAULT_ARCH, show_default=True,
+                     help=f"The architecture whose arch/ directory is read; '{ALL_ARCHES}' reads every one."),
+        click.option("--max-file-size", type=click.IntRange(min=1), default=DEFAULT_MAX_SIZE, show_default=True,
+                     help="Skip files larger than this many bytes."),
+        click.option("--min-confidence", type=click.Choice(["low", "medium", "high"]), default="medium",
+                     show_default=True, help="Report only findings whose evidence is at least this strong."),
+        click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+                     help=f"Where facts and results are kept between scans (default: {default_cache_dir()})."),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+        click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build_options(paths: tuple[Path, ...], settings: dict) -> tuple[ScanOptions, Config]:
+    """ScanOptions from the shared command-line options and the tree's settings file."""
+    root = settings["root"]
     if root is None:
         root = paths[0] if len(paths) == 1 and paths[0].is_dir() else Path(".")
+    config = load_config(root, settings["config_path"])
     from .ruleset import default_rules_dir
 
-    dirs = (default_rules_dir(), *rules_dirs) if rules_dirs else None
+    extra = (*config.rules_dirs, *settings["rules_dirs"])
     options = ScanOptions(
-        paths=paths, root=root, rules_dirs=dirs, jobs=jobs,
-        excludes=tuple(excludes) + (() if no_default_excludes else DEFAULT_EXCLUDES),
-        max_file_size=max_file_size, min_confidence=min_confidence, arch=arch,
-        cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        paths=paths, root=root, rules_dirs=(default_rules_dir(), *extra) if extra else None,
+        jobs=settings["jobs"],
+        excludes=tuple(settings["excludes"]) + config.excludes
+        + (() if settings["no_default_excludes"] else DEFAULT_EXCLUDES),
+        max_file_size=settings["max_file_size"], min_confidence=settings["min_confidence"], arch=settings["arch"],
+        cache_dir=None if settings["no_cache"] else (settings["cache_dir"] or default_cache_dir()),
     )
+    return options, config
+
+
+INPUT_ERRORS = (RuleError, DiscoveryError, ConfigError, GateError, PatchError)
+
+
+@main.command("scan")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True)
+@click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False),
+              help="Hide findings recorded in this baseline file (they are counted).")
+@click.option("--write-baseline", type=click.Path(path_type=Path, dir_okay=False),
+              help="Record every finding of this scan in a baseline file.")
+@click.option("--timings", is_flag=True,
+              help="Add seconds per stage and cache use to the JSON stats (output then varies).")
+@scan_options
+def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> None:
+    """Scan PATHS (default: .) and report allocation-context findings."""
+    quiet = settings["quiet"]
     try:
+        options, config = build_options(tuple(paths) or (Path("."),), settings)
         result = scan(options, progress_bar(quiet))
-    except (RuleError, DiscoveryError) as exc:
+        findings = apply_policy(result.findings, config)
+        if write_baseline is not None:
+            write_baseline_file(write_baseline, findings)
+        hidden = 0
+        baseline = baseline or config.baseline
+        if baseline is not None and write_baseline is None:
+            findings, hidden = split_baselined(findings, read_baseline(baseline))
+    except INPUT_ERRORS as exc:
         fail(str(exc))
         return
     except KeyboardInterrupt:
-        click.echo("gfpcheck: interrupted; the cache keeps what was finished", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        interrupted()
+        return
+    stats = replace(result.stats, findings_baselined=hidden)
     if fmt == "json":
-        click.echo(json_report.render(result.findings, result.stats, include_timing=timings), nl=False)
+        click.echo(json_report.render(findings, stats, include_timing=timings), nl=False)
+    elif fmt == "sarif":
+        click.echo(sarif_report.render(findings, options.root, config.severities), nl=False)
     else:
-        click.echo(text_report.render(result.findings), nl=False)
+        click.echo(text_report.render(findings), nl=False)
     if not quiet:
-        click.echo(text_report.summary(result.findings, result.stats), err=True)
-    sys.exit(EXIT_FINDINGS if result.findings else EXIT_CLEAN)
+        click.echo(text_report.summary(findings, stats), err=True)
+    sys.exit(EXIT_FINDINGS if findings else EXIT_CLEAN)
+
+
+def interrupted() -> None:
+    click.echo("gfpcheck: interrupted; the cache keeps what was finished", err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _rule_list(values: tuple[str, ...], option: str) -> frozenset[str]:
+    """Rule ids from checkpatch-style lists: `--types NOFS_RECURSION,nofs-redundant`."""
+    out = set()
+    for value in values:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            rule = item.lower().replace("_", "-")
+            if rule not in BY_ID:
+                raise click.BadParameter(f"unknown rule '{item}' (`gfpcheck rules` lists them)", param_hint=option)
+            out.add(rule)
+    return frozenset(out)
+
+
+@main.command("check")
+@click.argument("tree", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--base", "base_rev", metavar="REV", help="Compare with this git revision of the checkout.")
+@click.option("--head", "head_rev", metavar="REV",
+              help="The revision to check against --base (default: the working tree).")
+@click.option("--patch", "patch_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Check the tree with this unified diff applied in memory ('-': standard input).")
+@click.option("-p", "--strip", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Leading path components to strip from the patch's file names, as patch -p.")
+@click.option("--format", "fmt", type=click.Choice(["checkpatch", "json", "sarif"]), default="checkpatch",
+              show_default=True)
+@click.option("--terse", is_flag=True, help="One line per finding: path:line: LEVEL:TYPE: message.")
+@click.option("--types", "types", multiple=True, metavar="LIST",
+              help="Report only these checks (comma-separated ids or TYPE names).")
+@click.option("--ignore", "ignored", multiple=True, metavar="LIST", help="Do not report these checks.")
+@click.option("--show-types/--no-show-types", default=True, show_default=True,
+              help="Print each finding's TYPE after its level, as checkpatch's --show-types.")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "note"]), default="warning", show_default=True,
+              help="Exit 1 when a new finding is at least this severe.")
+@scan_options
+def check_command(tree, base_rev, head_rev, patch_file, strip, fmt, terse, types, ignored, show_types, fail_on,
+                  **settings) -> None:
+    """Report what a change to TREE (default: .) introduces: a git revision range or a patch."""
+    tree = tree or Path(".")
+    quiet = settings["quiet"]
+    try:
+        if (base_rev is None) == (patch_file is None):
+            raise click.UsageError("give exactly one of --base REV and --patch FILE")
+        if head_rev is not None and base_rev is None:
+            raise click.UsageError("--head needs --base")
+        selected, dropped = _rule_list(types, "--types"), _rule_list(ignored, "--ignore")
+    except click.UsageError as exc:
+        fail(exc.format_message())
+        return
+    try:
+        options, config = build_options((tree,), {**settings, "root": settings["root"] or tree})
+        if patch_file is not None:
+            base, head = (), patch_side(options.root, patch_file, strip)
+        else:
+            base, head = revision_sides(options.root, base_rev, head_rev)
+        outcome = run_gate(options, base, head, progress_bar(quiet))
+    except INPUT_ERRORS as exc:
+        fail(str(exc))
+        return
+    except KeyboardInterrupt:
+        interrupted()
+        return
+
+    def wanted(finding: Finding) -> bool:
+        return (not selected or finding.rule in selected) and finding.rule not in dropped
+
+    new = tuple(f for f in apply_policy(outcome.new, config) if wanted(f))
+    through = tuple(f for f in apply_policy(outcome.through_change, config) if wanted(f))
+    reported = sorted([(f, False) for f in new] + [(f, True) for f in through], key=lambda pair: pair[0].sort_key())
+    if fmt == "json":
+        click.echo(json_report.render_gate(new, through, outcome.changed_files, outcome.head.stats), nl=False)
+    elif fmt == "sarif":
+        click.echo(sarif_report.render([f for f, _ in reported], options.root, config.severities,
+                                       ["unchanged" if pre else "new" for _, pre in reported]), nl=False)
+    else:
+        lines = SourceLines(options.root, dict(head), outcome)
+        click.echo(checkpatch_report.render(reported, lines.get, terse=terse, show_types=show_types,
+                                            summary=not quiet), nl=False)
+    if not quiet:
+        click.echo(text_report.gate_summary(new, through, outcome), err=True)
+    floor = SEVERITY_ORDER[fail_on]
+    sys.exit(EXIT_FINDINGS if any(SEVERITY_ORDER[f.severity] >= floor for f in new) else EXIT_CLEAN)
+
+
+def patch_side(root: Path, patch_file: Path, strip: int) -> tuple[tuple[str, bytes | None], ...]:
+    """The files a patch changes, as they read with it applied."""
+    try:
+        text = sys.stdin.buffer.read() if str(patch_file) == "-" else patch_file.read_bytes()
+    except OSError as exc:
+        raise PatchError(f"{patch_file}: cannot read the patch: {exc.strerror or exc}") from None
+
+    def read(path: str) -> bytes | None:
+        try:
+            return (root / path).read_bytes()
+        except OSError:
+            return None
+
+    try:
+        return tuple(sorted(patches.apply(patches.parse(text, strip), read).items()))
+    except PatchError as exc:
+        raise PatchError(f"{patch_file}: the patch does not apply: {exc}") from None
+
+
+class SourceLines:
+    """Lines of the head side, for the report, and whether the change touched them."""
+
+    def __init__(self, root: Path, head: dict[str, bytes | None], outcome: GateResult):
+        self.root, self.head, self.changed = root, head, outcome.changed_lines
+        self.files: dict[str, list[bytes]] = {}
+
+    def get(self, path: str, line: int) -> tuple[str, bool] | None:
+        if path not in self.files:
+            data = self.head[path] if path in self.head else _read(self.root / path)
+            self.files[path] = (data or b"").splitlines()
+        lines = self.files[path]
+        if not 0 < line <= len(lines):
+            return None
+        return lines[line - 1].decode("utf-8", "replace"), line in self.changed.get(path, ())
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 @main.command("rules")

@@ -52,9 +52,7 @@ def discover(paths: list[Path], root: Path, excludes: tuple[str, ...] = DEFAULT_
         else:
             candidates = iter([(_relative(given, root), str(given))])
         for rel, location in candidates:
-            if rel in found or any(fnmatch.fnmatchcase(rel, pattern) for pattern in patterns):
-                continue
-            if any(rel.startswith(prefix) for prefix in pruned):
+            if rel in found or _matches(rel, pruned, patterns):
                 continue
             try:
                 info = os.stat(location)
@@ -69,6 +67,15 @@ def discover(paths: list[Path], root: Path, excludes: tuple[str, ...] = DEFAULT_
                 continue
             found[rel] = SourceFile(rel, location, info.st_size)
     return [found[k] for k in sorted(found)], sorted(skipped, key=lambda s: s.path)
+
+
+def excluded(rel: str, excludes: tuple[str, ...]) -> bool:
+    """Whether a root-relative path is one `excludes` leaves out."""
+    return _matches(rel, *_split_excludes(excludes))
+
+
+def _matches(rel: str, pruned: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
+    return any(rel.startswith(prefix) for prefix in pruned) or any(fnmatch.fnmatchcase(rel, p) for p in patterns)
 
 
 def _split_excludes(excludes: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -62,6 +62,7 @@ class Stats:
     call_edges: int = 0
     allocation_sites: int = 0
     findings_below_confidence: int = 0  # not reported: their evidence is weaker than asked for
+    findings_baselined: int = 0  # not reported: recorded in the baseline
     seconds: dict[str, float] = field(default_factory=dict)
     cache: dict[str, int] = field(default_factory=dict)
 

@@ -31,6 +31,7 @@ from .discover import (
     Skipped,
     arch_excludes,
     discover,
+    excluded,
 )
 from .extract.frontend import grammar_version
 from .extract.runner import Keyed, Source, cache_for, extract_all, key_sources
@@ -104,10 +105,12 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     rules = rules or load_rules(options.rules_dirs)
     sources, skipped = scan_sources(options)
     lap("discover")
-    salted = salt(__version__, code_digest(), grammar_version(), rules.digest)
+    salted = facts_salt(rules)
     keyed = key_sources(sources, salted)
     results = Cache(options.cache_dir, RESULTS) if options.cache_dir is not None else None
-    result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed], salted)
+    # Findings depend on all of gfpcheck's code, facts only on the extractor's.
+    result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed],
+                              salt(salted.hex(), code_digest()))
     lap("key")
     stored = _load_result(results, result_key)
     if stored is not None:
@@ -135,14 +138,40 @@ def scan_sources(options: ScanOptions) -> tuple[list[Source], list[Skipped]]:
     """The files a scan reads, as discovered with the files given in memory applied."""
     excludes = options.excludes + arch_excludes(options.root, options.arch)
     files, skipped = discover(list(options.paths), options.root, excludes, options.max_file_size)
-    return _with_overrides([Source(f.path, f.location) for f in files], options.overrides), skipped
+    sources = [Source(f.path, f.location) for f in files]
+    if not options.overrides:
+        return sources, skipped
+    scanned = [_relative_dir(path, options.root) for path in options.paths]
+
+    def admitted(path: str, data: bytes) -> bool:
+        """Whether discovery would have read this file, had it been on disk."""
+        return (path.endswith(SOURCE_SUFFIXES) and len(data) <= options.max_file_size
+                and not excluded(path, excludes)
+                and any(prefix is not None and (prefix == "" or path.startswith(prefix + "/") or path == prefix)
+                        for prefix in scanned))
+
+    return _with_overrides(sources, options.overrides, admitted), skipped
+
+
+def _relative_dir(path: Path, root: Path) -> str | None:
+    """A scanned path relative to the root ("" for the root), None when outside it."""
+    try:
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return None
+    return "" if rel == "." else rel
+
+
+def facts_salt(rules: Ruleset) -> bytes:
+    """What every file's fact key shares: what extraction depends on besides the file."""
+    return salt(__version__, code_digest("extract"), grammar_version(), rules.digest)
 
 
 def tree_facts(options: ScanOptions, rules: Ruleset | None = None) -> list[FileFacts]:
     """Every file's facts, through the same discovery and cache a scan uses
     (for measurements and tools that look at what was extracted)."""
     rules = rules or load_rules(options.rules_dirs)
-    salted = salt(__version__, code_digest(), grammar_version(), rules.digest)
+    salted = facts_salt(rules)
     keyed = key_sources(scan_sources(options)[0], salted)
     return extract_all(keyed, rules, options.jobs or os.cpu_count() or 1, cache_for(options.cache_dir), salted)[0]
 
@@ -183,14 +212,13 @@ def _analyse(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, progress:
     return every, stats, degraded
 
 
-def _with_overrides(sources: list[Source], overrides: tuple[tuple[str, bytes | None], ...]) -> list[Source]:
+def _with_overrides(sources: list[Source], overrides: tuple[tuple[str, bytes | None], ...],
+                    admitted: Callable[[str, bytes], bool]) -> list[Source]:
     """The tree as discovered, with the files given in memory replaced, added or removed."""
-    if not overrides:
-        return sources
     given = dict(overrides)
     by_path = {s.path: s for s in sources if s.path not in given}
     for path, data in given.items():
-        if data is not None and path.endswith(SOURCE_SUFFIXES):
+        if data is not None and admitted(path, data):
             by_path[path] = Source(path, path, data)
     return [by_path[path] for path in sorted(by_path)]
 

@@ -162,3 +162,13 @@ def test_file_without_read_permission_is_degraded_not_fatal(tmp_path, rules):
     result = scan(options(root, None), rules=rules)
     assert [(d.path, d.reason.split(":")[0]) for d in result.degraded] == [("secret.c", "unreadable")]
     assert result.stats.files_degraded == {"unreadable": 1}
+
+
+def test_fact_keys_depend_on_the_extractor_code_only():
+    from gfpcheck.cache import _PACKAGE, _closure, code_digest
+
+    files = {p.relative_to(_PACKAGE).as_posix() for p in _closure("extract")}
+    assert {"extract/__init__.py", "extract/frontend.py", "extract/queries/facts.scm", "facts.py",
+            "ruleset.py"} <= files
+    assert not files & {"pipeline.py", "checks/nofs.py", "link/__init__.py", "report/text.py", "cli.py"}
+    assert code_digest("extract") != code_digest()

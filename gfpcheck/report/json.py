@@ -20,3 +20,20 @@ def render(findings: list[Finding] | tuple[Finding, ...], stats: Stats, include_
         "stats": stats_dict,
     }
     return json.dumps(document, sort_keys=True, indent=2) + "\n"
+
+
+def render_gate(new: tuple[Finding, ...], through: tuple[Finding, ...], changed_files: tuple[str, ...],
+                stats: Stats) -> str:
+    """The gate's findings: `new`, and `pre_existing` ones whose chain runs through a changed line."""
+    stats_dict = stats.to_dict()
+    stats_dict.pop("seconds", None)
+    stats_dict.pop("cache", None)
+    document = {
+        "tool": "gfpcheck",
+        "version": __version__,
+        "changed_files": list(changed_files),
+        "new": [f.to_dict() for f in new],
+        "pre_existing": [f.to_dict() for f in through],
+        "stats": stats_dict,
+    }
+    return json.dumps(document, sort_keys=True, indent=2) + "\n"

@@ -1,4 +1,6 @@
-"""Compiler-style text: `path:line:col: severity: message [rule]`, then the chain."""
+"""Compiler-style text: `path:line:col: severity: message [rule]`, then each
+step of the chain as `path:line:col: note: ...`, the form vim's and Emacs's
+compile modes read, so the whole chain lands in the quickfix list."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ def render(findings: list[Finding] | tuple[Finding, ...], stats: Stats | None = 
         lines.append(f"{finding.file}:{finding.line}:{finding.column}: {finding.severity}: "
                      f"{finding.message} [{finding.rule}]")
         for step in finding.chain:
-            lines.append(f"  {step.file}:{step.line}:{step.column}: note: {step.function}: {step.note}")
+            lines.append(f"{step.file}:{step.line}:{step.column}: note: {step.function}: {step.note}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -22,6 +24,8 @@ def summary(findings, stats: Stats) -> str:
         counts[finding.rule] = counts.get(finding.rule, 0) + 1
     found = ", ".join(f"{n} {rule}" for rule, n in sorted(counts.items())) or "no findings"
     problems = []
+    if stats.findings_baselined:
+        problems.append(f"{stats.findings_baselined} in the baseline not shown")
     if stats.findings_below_confidence:
         problems.append(f"{stats.findings_below_confidence} weaker findings not shown (--min-confidence low)")
     if stats.files_skipped:
@@ -33,3 +37,12 @@ def summary(findings, stats: Stats) -> str:
     tail = f"; {'; '.join(problems)}" if problems else ""
     return (f"gfpcheck: {stats.files} files, {stats.functions} functions, {stats.call_sites} calls: "
             f"{found}{tail}")
+
+
+def gate_summary(new, through, outcome) -> str:
+    """One line for stderr after a gate run."""
+    cache = outcome.head.stats.cache
+    reused = " (result reused)" if cache.get("result_reused") else (
+        f", {cache.get('files_extracted', 0)} extracted again" if cache else "")
+    return (f"gfpcheck: {len(outcome.changed_files)} changed files{reused}: {len(new)} new findings, "
+            f"{len(through)} pre-existing through changed lines")

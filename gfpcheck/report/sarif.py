@@ -1,0 +1,111 @@
+"""SARIF 2.1.0 for GitHub code scanning and SARIF viewers: one run, every
+check as a rule, each finding as a result whose code flow is its evidence
+chain.  Paths are relative to SRCROOT, the scanned root; keys are sorted
+so the same findings give the same bytes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import __version__
+from ..checks.catalog import CHECKS, Check
+from ..findings import ChainStep, Finding
+
+SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+INFORMATION_URI = "https://github.com/gfpcheck/gfpcheck"
+FINGERPRINT = "gfpcheck/v1"  # partialFingerprints key: rule, file, function, allocator, mask, chain; no lines
+_LEVEL = {"error": "error", "warning": "warning", "note": "note"}
+_RANK = {"high": 90.0, "medium": 60.0, "low": 30.0}  # SARIF rank by the strength of the evidence
+
+
+def rule_descriptor(check: Check, severity: str | None = None) -> dict:
+    example = "\n".join("    " + line for line in check.example.splitlines())
+    return {
+        "id": check.id,
+        "name": check.name,
+        "shortDescription": {"text": check.short + "."},
+        "fullDescription": {"text": check.full},
+        "help": {
+            "text": f"{check.help}\n\nExample:\n{example}",
+            "markdown": f"{check.full}\n\n**How to fix.** {check.help}\n\n**Example.**\n\n```c\n{check.example}\n```",
+        },
+        "defaultConfiguration": {"level": _LEVEL[severity or check.severity]},
+        "helpUri": f"{INFORMATION_URI}#{check.id}",
+        "properties": {"tags": ["reliability", "memory-allocation", "gfp", "reclaim"], "precision": "medium",
+                       "problem.severity": _problem_severity(severity or check.severity)},
+    }
+
+
+def _problem_severity(severity: str) -> str:
+    return {"error": "error", "warning": "warning", "note": "recommendation"}[severity]
+
+
+def _location(file: str, line: int, column: int, width: int, message: str | None = None) -> dict:
+    location: dict = {
+        "physicalLocation": {
+            "artifactLocation": {"uri": file, "uriBaseId": "SRCROOT"},
+            "region": {"startLine": line, "startColumn": column, "endLine": line, "endColumn": column + width},
+        }
+    }
+    if message is not None:
+        location["message"] = {"text": message}
+    return location
+
+
+def _step(step: ChainStep) -> dict:
+    return {"location": _location(step.file, step.line, step.column, 1, f"{step.function}: {step.note}")}
+
+
+def result(finding: Finding, rule_index: dict[str, int], baseline_state: str | None = None) -> dict:
+    out: dict = {
+        "ruleId": finding.rule,
+        "ruleIndex": rule_index[finding.rule],
+        "level": _LEVEL[finding.severity],
+        "message": {"text": finding.message},
+        "locations": [_location(finding.file, finding.line, finding.column, max(1, len(finding.allocator)))],
+        "partialFingerprints": {FINGERPRINT: finding.fingerprint},
+        "rank": _RANK.get(finding.confidence, 50.0),
+        "properties": {"function": finding.function, "allocator": finding.allocator, "gfp": finding.gfp,
+                       "confidence": finding.confidence},
+    }
+    if finding.chain:
+        out["codeFlows"] = [{
+            "message": {"text": f"How {finding.function}() is reached in this context"},
+            "threadFlows": [{"locations": [_step(step) for step in finding.chain]}],
+        }]
+    if baseline_state is not None:
+        out["baselineState"] = baseline_state
+    return out
+
+
+def render(findings: list[Finding] | tuple[Finding, ...], root: Path, severities: dict[str, str] | None = None,
+           baseline_states: list[str] | None = None) -> str:
+    """The SARIF log of these findings; `severities` overrides a rule's default
+    level, `baseline_states` (one per finding) marks new and unchanged results."""
+    severities = severities or {}
+    rule_index = {check.id: index for index, check in enumerate(CHECKS)}
+    results = [result(finding, rule_index, baseline_states[i] if baseline_states else None)
+               for i, finding in enumerate(findings)]
+    log = {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "gfpcheck",
+                "version": __version__,
+                "semanticVersion": __version__,
+                "informationUri": INFORMATION_URI,
+                "rules": [rule_descriptor(check, severities.get(check.id)) for check in CHECKS],
+            }},
+            "originalUriBaseIds": {"SRCROOT": {"uri": root_uri(root)}},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    }
+    return json.dumps(log, sort_keys=True, indent=2) + "\n"
+
+
+def root_uri(root: Path) -> str:
+    uri = root.resolve().as_uri()
+    return uri if uri.endswith("/") else uri + "/"
