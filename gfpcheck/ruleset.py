@@ -81,13 +81,28 @@ class Ruleset:
     error_pointer_checks: frozenset[str]
     transparent_checks: frozenset[str]
     error_returns: frozenset[str]
-    entry_macros: dict[str, str]
+    entry_macros: dict[str, str]  # macro -> name pattern; what it defines is a clean entry point
+    define_macros: dict[str, str]  # macro -> name pattern; what it defines is an ordinary function
+    do_while_macros: frozenset[str]  # macros standing for `while (...)` at the end of a do-while
     noreturn: frozenset[str]
     binders: dict[str, Binder]
     dispatchers: dict[str, Dispatcher]
     field_dispatchers: dict[str, str]
     digest: str
     sources: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def do_while_pattern(self) -> re.Pattern[bytes] | None:
+        """`}` followed on its line by one of the do_while_macros and `(`; the name is group 1."""
+        if not self.do_while_macros:
+            return None
+        names = b"|".join(re.escape(m.encode()) for m in sorted(self.do_while_macros))
+        return re.compile(rb"\}[ \t]*(" + names + rb")[ \t]*\(")
+
+    @cached_property
+    def name_macros(self) -> dict[str, str]:
+        """Every macro that defines a function, with the pattern of its name."""
+        return {**self.define_macros, **self.entry_macros}
 
     @cached_property
     def algebra(self) -> MaskAlgebra:
@@ -230,6 +245,8 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         transparent_checks=frozenset(checks.get("transparent", [])),
         error_returns=frozenset(checks.get("error_returns", [])),
         entry_macros={d["macro"]: d["name"] for d in data.get("entry_macros", [])},
+        define_macros={d["macro"]: d["name"] for d in data.get("define_macros", [])},
+        do_while_macros=frozenset(data.get("do_while_macros", [])),
         noreturn=frozenset(data.get("noreturn", [])),
         binders={n: Binder(n, d["key"], d["function_arg"])
                  for n, d in _by_name(data.get("binders", []), "macro").items()},
@@ -276,6 +293,7 @@ def _check(rules: Ruleset, origin: dict[str, Path]) -> None:
         if begin.handle_type not in rules.handle_types:
             raise RuleError(f"{where('begin')}: begin.{begin.name}.handle_type: "
                             f"{begin.handle_type!r} is not listed under handle_types")
-    for macro, pattern in rules.entry_macros.items():
-        if re.search(r"\{(?!0\})", pattern):
-            raise RuleError(f"{where('entry_macros')}: entry_macros.{macro}.name: only {{0}} may be used")
+    for section in ("entry_macros", "define_macros"):
+        for macro, pattern in getattr(rules, section).items():
+            if re.search(r"\{(?!0\})", pattern):
+                raise RuleError(f"{where(section)}: {section}.{macro}.name: only {{0}} may be used")

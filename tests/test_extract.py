@@ -177,3 +177,43 @@ static const struct file_operations demo_fops = { .read_iter = demo_read };
 int f(struct foo *x) { if (x) return g(x, GFP_NOFS); x->ops->h(x); return 0; }
 """)
     assert decode(encode(facts)) == facts
+
+
+def test_do_while_macro_does_not_swallow_the_rest_of_the_file(rules):
+    source = """
+int walk(struct task_struct *leader)
+{
+	struct task_struct *task = leader;
+	do {
+		visit(task);
+	} while_each_thread(leader, task);
+	return 0;
+}
+
+int after(void)
+{
+	return kmalloc(8, GFP_KERNEL) != NULL;
+}
+"""
+    facts, funcs = functions(rules, source)
+    assert set(funcs) == {"walk", "after"} and facts.error_nodes == 0
+    assert [c[CALL_NAME] for c in call_sites(funcs["walk"])] == ["visit"]
+    after = funcs["after"]
+    assert (after.line, [c[CALL_NAME] for c in call_sites(after)]) == (11, ["kmalloc"])
+
+
+def test_define_macros_name_functions_that_are_not_entry_points(rules):
+    source = """
+static CLOSURE_CALLBACK(flush_work)
+{
+	kfree(kmalloc(8, GFP_NOFS));
+}
+
+SYSCALL_DEFINE1(demo, int, fd)
+{
+	return 0;
+}
+"""
+    _, funcs = functions(rules, source)
+    assert set(funcs) == {"flush_work", "sys_demo"}
+    assert not funcs["flush_work"].entry and funcs["sys_demo"].entry

@@ -62,11 +62,25 @@ _MAX_CONDITION = 160
 def extract_file(path: str, data: bytes, rules: Ruleset) -> FileFacts:
     """Facts of one file.  Never raises on bad input: a file that cannot be
     parsed at all comes back empty with `problem` saying why."""
+    data = _as_while(data, rules)
     try:
         tree = parser().parse(data)
     except Exception as exc:  # tree-sitter refuses some inputs outright
         return empty_facts(path, f"parse failed: {exc}")
     return _Extractor(path, data, rules).run(tree.root_node)
+
+
+def _as_while(data: bytes, rules: Ruleset) -> bytes:
+    """The source with each do-while terminating macro spelled `while` and
+    padded with spaces to its length, so positions do not move."""
+    pattern = rules.do_while_pattern
+    if pattern is None or pattern.search(data) is None:
+        return data
+    out = bytearray(data)
+    for match in pattern.finditer(data):
+        start, end = match.span(1)
+        out[start:end] = b"while".ljust(end - start)
+    return bytes(out)
 
 
 class _Scope:
@@ -239,12 +253,13 @@ class _Extractor:
         fdecl, pointer = function_declarator(declarator)
         if fdecl is None:
             # COMPAT_SYSCALL_DEFINE0(name) { ... } parses as type `MACRO`, declarator `(name)`
-            pattern = self.rules.entry_macros.get(text(src, type_node)) if type_node is not None else None
+            macro = text(src, type_node) if type_node is not None else ""
+            pattern = self.rules.name_macros.get(macro)
             name = declarator_name(src, declarator)[0]
             if pattern is None or not name:
                 return False
             scope.name = pattern.format(name)
-            scope.entry = True
+            scope.entry = macro in self.rules.entry_macros
             scope.returns_pointer, scope.return_type, scope.params = False, "long", ()
             return True
         name = declarator_name(src, fdecl.child_by_field_name("declarator"))[0]
@@ -262,7 +277,7 @@ class _Extractor:
         src = self.src
         call = stmt.named_children[0]
         macro = text(src, call.child_by_field_name("function"))
-        pattern = self.rules.entry_macros.get(macro)
+        pattern = self.rules.name_macros.get(macro)
         args_node = call.child_by_field_name("arguments")
         if pattern is None or args_node is None:
             return False
@@ -272,7 +287,7 @@ class _Extractor:
         scope.name = pattern.format(args[0])
         row, col = stmt.start_point
         scope.line, scope.column = row + 1, col + 1
-        scope.static, scope.entry, scope.noreturn = False, True, False
+        scope.static, scope.entry, scope.noreturn = False, macro in self.rules.entry_macros, False
         scope.returns_pointer, scope.return_type = False, "long"
         params = []
         for i in range(1, len(args) - 1, 2):

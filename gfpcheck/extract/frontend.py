@@ -34,7 +34,7 @@ def facts_query(rules: Ruleset) -> tree_sitter.Query:
     query = _queries.get(key)
     if query is None:
         text = resources.files(__package__).joinpath("queries/facts.scm").read_text()
-        macros = " ".join(f'"{m}"' for m in sorted(rules.entry_macros)) or '"__gfpcheck_no_entry_macro__"'
+        macros = " ".join(f'"{m}"' for m in sorted(rules.name_macros)) or '"__gfpcheck_no_entry_macro__"'
         query = tree_sitter.Query(_LANGUAGE, text.replace("@ENTRY_MACROS@", macros))
         _queries[key] = query
     return query
