@@ -211,10 +211,11 @@ def bench_tree(version: str, tree: Path, jobs: int, base: Path) -> dict:
     if patch is not None:
         log(f"{version}: gate on a one-file patch ({patch[1]})")
         gate = timed([sys.executable, "-m", "gfpcheck", "check", "--patch", "-", "--cache-dir", str(cache),
-                      "-j", str(jobs), "--terse", "--show-types", str(tree)], stdin=patch[0].encode())
+                      "-j", str(jobs), "--terse", str(tree)], stdin=patch[0].encode())
         figures["gate"] = {"seconds": gate["seconds"], "exit": gate["exit"], "patched": patch[1],
                            "peak_rss_mib": gate["peak_rss_mib"],
-                           "output": gate["stdout"].decode(errors="replace").splitlines()}
+                           "output": gate["stdout"].decode(errors="replace").splitlines(),
+                           "summary": gate["stderr"].strip().splitlines()[-1:]}
     runs = [cold, warm, touched, edit] + ([figures["gate"]] if "gate" in figures else [])
     figures["peak_rss_mib"] = max(run["peak_rss_mib"] for run in runs)
     figures["cold_over_floor"] = round(cold["seconds"] / floor, 2)
@@ -276,7 +277,7 @@ def print_tree(version: str, figures: dict) -> None:
     if "gate" in figures:
         gate = figures["gate"]
         print(f"  gate check --patch   {gate['seconds']:8.1f} s   exit {gate['exit']}   ({gate['patched']})")
-        for line in gate["output"]:
+        for line in gate["output"] + gate["summary"]:
             print(f"    {line}")
 
 
