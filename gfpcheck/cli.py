@@ -4,6 +4,8 @@ to an exit code (0 clean, 1 findings, 2 usage or input error)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,6 +132,19 @@ def build_options(paths: tuple[Path, ...], settings: dict) -> tuple[ScanOptions,
 INPUT_ERRORS = (RuleError, DiscoveryError, ConfigError, GateError, PatchError)
 
 
+@contextmanager
+def handled_errors() -> Iterator[None]:
+    """Unusable input ends the command with one line on stderr and exit 2;
+    Ctrl-C with exit 130."""
+    try:
+        yield
+    except INPUT_ERRORS as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("gfpcheck: interrupted; the cache keeps what was finished", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
 @main.command("scan")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True)
@@ -143,7 +158,7 @@ INPUT_ERRORS = (RuleError, DiscoveryError, ConfigError, GateError, PatchError)
 def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> None:
     """Scan PATHS (default: .) and report allocation-context findings."""
     quiet = settings["quiet"]
-    try:
+    with handled_errors():
         options, config = build_options(tuple(paths) or (Path("."),), settings)
         result = scan(options, progress_bar(quiet))
         findings = apply_policy(result.findings, config)
@@ -153,12 +168,6 @@ def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> N
         baseline = baseline or config.baseline
         if baseline is not None and write_baseline is None:
             findings, hidden = split_baselined(findings, read_baseline(baseline))
-    except INPUT_ERRORS as exc:
-        fail(str(exc))
-        return
-    except KeyboardInterrupt:
-        interrupted()
-        return
     stats = replace(result.stats, findings_baselined=hidden)
     if fmt == "json":
         click.echo(json_report.render(findings, stats, include_timing=timings), nl=False)
@@ -169,11 +178,6 @@ def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> N
     if not quiet:
         click.echo(text_report.summary(findings, stats), err=True)
     sys.exit(EXIT_FINDINGS if findings else EXIT_CLEAN)
-
-
-def interrupted() -> None:
-    click.echo("gfpcheck: interrupted; the cache keeps what was finished", err=True)
-    sys.exit(EXIT_INTERRUPTED)
 
 
 def _rule_list(values: tuple[str, ...], option: str) -> frozenset[str]:
@@ -222,19 +226,13 @@ def check_command(tree, base_rev, head_rev, patch_file, strip, fmt, terse, types
     except click.UsageError as exc:
         fail(exc.format_message())
         return
-    try:
+    with handled_errors():
         options, config = build_options((tree,), {**settings, "root": settings["root"] or tree})
         if patch_file is not None:
             base, head = (), patch_side(options.root, patch_file, strip)
         else:
             base, head = revision_sides(options.root, base_rev, head_rev)
         outcome = run_gate(options, base, head, progress_bar(quiet))
-    except INPUT_ERRORS as exc:
-        fail(str(exc))
-        return
-    except KeyboardInterrupt:
-        interrupted()
-        return
 
     def wanted(finding: Finding) -> bool:
         return (not selected or finding.rule in selected) and finding.rule not in dropped

@@ -71,31 +71,39 @@ TREE = {
 }
 
 
-def test_second_run_reuses_every_file_and_an_edit_reextracts_only_that_file(tmp_path, rules):
+@pytest.fixture
+def cached_tree(tmp_path, rules):
+    """A small tree on disk and a function that extracts it through one cache."""
     tree = tmp_path / "tree"
     tree.mkdir()
     sources = write_tree(tree, TREE)
     cache = cache_for(tmp_path / "cache")
-    cold, cold_stats = extract_all(key_sources(sources, SALT), rules, 1, cache, SALT)
+
+    def extract(jobs: int = 1):
+        return extract_all(key_sources(sources, SALT), rules, jobs, cache, SALT)
+
+    return tree, extract
+
+
+def test_second_run_reuses_every_file_and_an_edit_reextracts_only_that_file(cached_tree):
+    tree, extract = cached_tree
+    cold, cold_stats = extract()
     assert (cold_stats.reused, cold_stats.extracted) == (0, 3)
-    warm, warm_stats = extract_all(key_sources(sources, SALT), rules, 2, cache, SALT)
+    warm, warm_stats = extract(jobs=2)
     assert (warm_stats.reused, warm_stats.extracted) == (3, 0)
     assert warm == cold
     (tree / "c.c").write_text("static int c(void) { return 1; }\nint d(void) { return c(); }\n")
-    edited, edit_stats = extract_all(key_sources(sources, SALT), rules, 1, cache, SALT)
+    edited, edit_stats = extract()
     assert (edit_stats.reused, edit_stats.extracted) == (2, 1)
     assert [f.name for f in edited[2].functions] == ["c", "d"]
 
 
-def test_corrupt_fact_entry_is_rebuilt_with_the_same_facts(tmp_path, rules):
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    sources = write_tree(tree, TREE)
-    cache = cache_for(tmp_path / "cache")
-    cold, _ = extract_all(key_sources(sources, SALT), rules, 1, cache, SALT)
+def test_corrupt_fact_entry_is_rebuilt_with_the_same_facts(tmp_path, cached_tree):
+    _, extract = cached_tree
+    cold, _ = extract()
     for path in entries(tmp_path / "cache" / FACTS):
         path.write_bytes(path.read_bytes()[:-3])
-    rebuilt, stats = extract_all(key_sources(sources, SALT), rules, 1, cache, SALT)
+    rebuilt, stats = extract()
     assert (stats.reused, stats.extracted) == (0, 3)
     assert rebuilt == cold
 
