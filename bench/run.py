@@ -32,9 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gfpcheck.discover import DEFAULT_EXCLUDES  # noqa: E402
-from gfpcheck.pipeline import ScanOptions, scan_sources, tree_facts  # noqa: E402
-from gfpcheck.ruleset import load_rules  # noqa: E402
+from gfpcheck.discover import DEFAULT_EXCLUDES
+from gfpcheck.pipeline import ScanOptions, scan_sources, tree_facts
+from gfpcheck.ruleset import load_rules
 
 TREES = ("6.1", "6.12")
 RECOVERY_DIRS = ("fs", "security", "mm", "kernel", "block")
@@ -65,10 +65,10 @@ def fetch(version: str, base: Path) -> Path:
     debs.mkdir(parents=True, exist_ok=True)
     if not list(debs.glob(f"{package}_*.deb")):
         log(f"downloading {package}")
-        if subprocess.run(["apt-get", "download", package], cwd=debs).returncode != 0:
+        if subprocess.run(["apt-get", "download", package], cwd=debs, check=False).returncode != 0:
             subprocess.run(["apt-get", "update", "-q"], check=True)
             subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
-    deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
+    deb = max(debs.glob(f"{package}_*.deb"))
     log(f"unpacking {deb.name}")
     with tempfile.TemporaryDirectory(dir=base) as scratch:
         subprocess.run(["dpkg", "-x", str(deb), scratch], check=True)
@@ -229,7 +229,7 @@ def bench_tree(version: str, tree: Path, jobs: int, base: Path) -> dict:
 def recovery(tree: Path, jobs: int, cache: Path) -> dict:
     """Share of Universal Ctags' function definitions under RECOVERY_DIRS that gfpcheck found."""
     if shutil.which("ctags") is None or b"Universal Ctags" not in subprocess.run(
-            ["ctags", "--version"], capture_output=True).stdout:
+            ["ctags", "--version"], capture_output=True, check=False).stdout:
         log("Universal Ctags not found (apt-get install universal-ctags): recovery not measured")
         return {}
     dirs = [d for d in RECOVERY_DIRS if (tree / d).is_dir()]

@@ -108,7 +108,11 @@ class Evidence:
         source = self._name(chain.source) if chain is not None else None
         if check.id == "nofs-recursion":
             handle = self._handle_name(chain)
-            taken = f" (taken in {source}())" if source else ""
+            taken = ""
+            if source and chain.source in self.program.handle_params:
+                taken = f" (a parameter of {source}())"
+            elif source:
+                taken = f" (taken in {source}())"
             return (f"{where} with {mask} may recurse into filesystem reclaim while {handle} is held{taken} "
                     f"and no memalloc_nofs scope is open")
         if check.id == "nofs-inconsistent":

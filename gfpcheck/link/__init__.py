@@ -131,9 +131,8 @@ class Program:
     def call_to(self, fid: int, callee: int) -> int:
         """The first call of `fid` that can reach `callee`."""
         for index, target in enumerate(self.targets(fid)):
-            if target[0] in _CALLS_BY_TARGET or target[0] == T_INDIRECT:
-                if callee in target[1]:
-                    return index
+            if (target[0] in _CALLS_BY_TARGET or target[0] == T_INDIRECT) and callee in target[1]:
+                return index
         raise ValueError(f"function {fid} has no call that reaches {callee}")
 
 
@@ -497,7 +496,7 @@ class _Linker:
         handle_types = self.rules.handle_types
         types = self.resolver.types
         canonical = {types.canonical(t): t for t in handle_types}
-        known = dict((t, t) for t in handle_types)
+        known = {t: t for t in handle_types}
         for alias in types.typedefs:
             handle = canonical.get(types.canonical(alias))
             if handle is not None:
