@@ -70,6 +70,7 @@ def test_no_newline_at_end_of_file():
     (b"--- a/a.c\n+++ b/a.c\n@@ -1,3 +1,3 @@\n line 1\n", "cut short"),
     (b"--- a/a.c\n+++ b/a.c\n@@ -1,2 +1,2 @@\n line 1\n?line 2\n", "unexpected line"),
     (b"@@ -1 +1 @@\n-a\n+b\n", "before any"),
+    (b"--- a/../etc/x.c\n+++ b/../etc/x.c\n@@ -1 +1 @@\n-a\n+b\n", "outside the tree"),
 ])
 def test_malformed_patches_say_where(patch, message):
     with pytest.raises(PatchError, match=message):

@@ -51,7 +51,10 @@ def _strip(raw: bytes, strip: int) -> str | None:
     parts = name.split("/")
     if len(parts) <= strip:
         raise PatchError(f"cannot strip {strip} leading component(s) from '{name}'")
-    return "/".join(parts[strip:])
+    kept = parts[strip:]
+    if not kept[0] or ".." in kept:
+        raise PatchError(f"'{name}' names a file outside the tree")
+    return "/".join(kept)
 
 
 def parse(text: bytes, strip: int = 1) -> list[FilePatch]:
