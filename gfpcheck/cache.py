@@ -14,7 +14,6 @@ import ast
 import hashlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 _MAGIC = b"GFPC1\n"
@@ -99,6 +98,7 @@ class Cache:
 
     def __init__(self, directory: Path, kind: str):
         self.directory = directory / kind
+        self._made: set[Path] = set()
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / key
@@ -121,14 +121,22 @@ class Cache:
             pass
 
     def put(self, key: str, payload: bytes) -> bool:
-        """Store atomically; False when the cache cannot be written (the scan goes on)."""
+        """Store atomically; False when the cache cannot be written (the scan goes on).
+
+        Written to a temporary file named after this process and renamed into
+        place: a reader sees the whole entry or none.  A whole tree puts tens
+        of thousands of entries, so directories made are remembered."""
         path = self._path(key)
+        tmp = path.parent / f".tmp-{os.getpid()}-{key}"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            if path.parent not in self._made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(path.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(_wrap(payload))
+                    handle.write(_MAGIC + _checksum(payload))
+                    handle.write(payload)
                 os.replace(tmp, path)
             except BaseException:
                 try:
@@ -143,10 +151,6 @@ class Cache:
 
 def _checksum(payload: bytes) -> bytes:
     return hashlib.sha256(payload).digest()[:_DIGEST]
-
-
-def _wrap(payload: bytes) -> bytes:
-    return _MAGIC + _checksum(payload) + payload
 
 
 def _unwrap(blob: bytes) -> bytes | None:
