@@ -100,3 +100,17 @@ def test_explain_and_rules_read_the_catalog():
     explained = gfpcheck("explain", "nofs-recursion")
     assert explained.returncode == 0
     assert "memalloc_nofs_save" in explained.stdout and "Example:" in explained.stdout
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch):
+    from click.testing import CliRunner
+
+    from gfpcheck import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "scan", interrupted)
+    result = CliRunner().invoke(cli.main, ["scan", "--no-cache", str(SEED)])
+    assert result.exit_code == 130
+    assert result.output.strip() == "gfpcheck: interrupted; the cache keeps what was finished"
