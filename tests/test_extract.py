@@ -217,3 +217,28 @@ SYSCALL_DEFINE1(demo, int, fd)
     _, funcs = functions(rules, source)
     assert set(funcs) == {"flush_work", "sys_demo"}
     assert not funcs["flush_work"].entry and funcs["sys_demo"].entry
+
+
+
+def test_facts_keep_source_order_whatever_order_the_query_yields(rules):
+    """The query cursor yields the field assignment of line 14 after that of line 15
+    here (its order follows the parser's history too); facts must not."""
+    source = """
+static void setup(unsigned long input, unsigned long output)
+{
+	unsigned long init_size = params->hdr.init_size;
+	u64 start, size;
+
+	ranges[ZO].start = input;
+	ranges[ZO].size = (output + init_size) - input;
+
+	start  = (u64)params->ext_image << 32;
+	start |= params->hdr.image;
+	size  = (u64)params->ext_size << 32;
+	size |= params->hdr.size;
+	ranges[RD].start = start;
+	ranges[RD].size = size;
+}
+"""
+    _, funcs = functions(rules, source)
+    assert [b.line for b in funcs["setup"].bindings] == [7, 14, 15]

@@ -57,6 +57,10 @@ _STATEMENTS = (("if", EV_IF), ("loop", EV_LOOP), ("switch", EV_SWITCH), ("case",
                ("return", EV_RETURN), ("goto", EV_GOTO), ("label", EV_LABEL), ("break", EV_BREAK),
                ("continue", EV_CONTINUE))
 _MAX_CONDITION = 160
+# Captures whose order reaches the facts; calls are paired and sorted in
+# _call_parts, statements sorted by position with their calls.
+_POSITIONAL = ("function", "entry", "entry_body", "call_result", "init_binding", "field_assign", "declaration",
+               "struct", "typedef", "macro")
 
 
 def extract_file(path: str, data: bytes, rules: Ruleset) -> FileFacts:
@@ -133,6 +137,12 @@ class _Extractor:
     # -- driver ------------------------------------------------------------
     def run(self, root: Node) -> FileFacts:
         captures = QueryCursor(facts_query(self.rules)).captures(root)
+        # The cursor's order for captures of different patterns depends on the
+        # parser's history, not only on the file: facts keep these in source order.
+        for name in _POSITIONAL:
+            nodes = captures.get(name)
+            if nodes:
+                nodes.sort(key=_start_end)
         scopes = self._scopes(captures)
         starts = [s.start for s in scopes]
         enclosing = _enclosing(scopes)
