@@ -6,7 +6,8 @@ mail header, `diff --git` and its extended header lines, `--- a/x` /
 `/dev/null` for added and removed files), and hunks.  A hunk applies where
 its context and removed lines match exactly, at the line it names or, as
 patch(1) does, at the nearest offset; otherwise the patch does not apply and
-PatchError says which file and hunk.
+PatchError says which file and hunk.  What has no hunk (a pure rename, a
+mode change, a binary patch) changes nothing the scan reads and is skipped.
 """
 
 from __future__ import annotations
