@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .cache import default_cache_dir
-from .checks.catalog import BY_ID, CHECKS, SEVERITY_ORDER
+from .checks.catalog import CHECKS, SEVERITY_ORDER, lookup
 from .config import (
     CONFIG_NAME,
     Config,
@@ -185,10 +185,10 @@ def _rule_list(values: tuple[str, ...], option: str) -> frozenset[str]:
     out = set()
     for value in values:
         for item in filter(None, (v.strip() for v in value.split(","))):
-            rule = item.lower().replace("_", "-")
-            if rule not in BY_ID:
+            check = lookup(item)
+            if check is None:
                 raise click.BadParameter(f"unknown rule '{item}' (`gfpcheck rules` lists them)", param_hint=option)
-            out.add(rule)
+            out.add(check.id)
     return frozenset(out)
 
 
@@ -309,10 +309,10 @@ def rules_command() -> None:
 @click.argument("rule")
 def explain_command(rule: str) -> None:
     """Describe a check: what it finds, an example, and how to fix it."""
-    check = BY_ID.get(rule) or BY_ID.get(rule.lower().replace("_", "-"))
+    check = lookup(rule)
     if check is None:
         fail(f"unknown rule {rule!r}; `gfpcheck rules` lists them")
         return
     click.echo(f"{check.id} ({check.severity}): {check.short}\n\n{check.full}\n\nExample:\n"
-               + "\n".join("    " + line for line in check.example.splitlines())
+               + check.indented_example
                + f"\n\nHow to fix:\n{check.help}")

@@ -34,7 +34,14 @@ from .discover import (
     excluded,
 )
 from .extract.frontend import grammar_version
-from .extract.runner import Keyed, Source, cache_for, extract_all, key_sources
+from .extract.runner import (
+    ExtractStats,
+    Keyed,
+    Source,
+    cache_for,
+    extract_all,
+    key_sources,
+)
 from .facts import FileFacts
 from .findings import Finding, Stats
 from .link import link
@@ -172,16 +179,20 @@ def tree_facts(options: ScanOptions, rules: Ruleset | None = None) -> list[FileF
     (for measurements and tools that look at what was extracted)."""
     rules = rules or load_rules(options.rules_dirs)
     salted = facts_salt(rules)
-    keyed = key_sources(scan_sources(options)[0], salted)
-    return extract_all(keyed, rules, options.jobs or os.cpu_count() or 1, cache_for(options.cache_dir), salted)[0]
+    return _extract(key_sources(scan_sources(options)[0], salted), rules, options, salted)[0]
+
+
+def _extract(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, salted: bytes,
+             advance: Callable[[int], None] | None = None) -> tuple[list[FileFacts], ExtractStats]:
+    return extract_all(keyed, rules, options.jobs or os.cpu_count() or 1, cache_for(options.cache_dir), salted,
+                       advance)
 
 
 def _analyse(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, progress: Progress, salted: bytes,
              lap: Callable[[str], None]) -> tuple[list[Finding], Stats, tuple[Skipped, ...]]:
     """Every finding of the tree, whatever its confidence, and the tree's figures."""
     progress.start("extract", len(keyed))
-    facts, extracted = extract_all(keyed, rules, options.jobs or os.cpu_count() or 1,
-                                   cache_for(options.cache_dir), salted, progress.advance)
+    facts, extracted = _extract(keyed, rules, options, salted, progress.advance)
     progress.done()
     lap("extract")
     program = link(facts, rules)

@@ -24,6 +24,10 @@ class Check:
         """checkpatch-style type: NOFS_RECURSION."""
         return self.id.upper().replace("-", "_")
 
+    @property
+    def indented_example(self) -> str:
+        return "\n".join("    " + line for line in self.example.splitlines())
+
 
 NOFS_RECURSION = Check(
     id="nofs-recursion",
@@ -118,3 +122,8 @@ NOFS_NEEDLESS = Check(
 CHECKS: tuple[Check, ...] = (NOFS_RECURSION, NOFS_INCONSISTENT, NOFS_REDUNDANT, NOFS_NEEDLESS)
 BY_ID = {check.id: check for check in CHECKS}
 SEVERITY_ORDER = {"note": 0, "warning": 1, "error": 2}
+
+
+def lookup(name: str) -> Check | None:
+    """The check a rule id (nofs-recursion) or a checkpatch TYPE (NOFS_RECURSION) names."""
+    return BY_ID.get(name) or BY_ID.get(name.lower().replace("_", "-"))

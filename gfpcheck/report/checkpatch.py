@@ -23,11 +23,6 @@ from ..findings import Finding
 PRE_EXISTING = " [pre-existing: its chain runs through a changed line]"
 
 
-def check_type(rule: str) -> str:
-    check = BY_ID.get(rule)
-    return check.type if check else rule.upper().replace("-", "_")
-
-
 def render(findings: list[tuple[Finding, bool]], source_line: Callable[[str, int], tuple[str, bool] | None],
            terse: bool = False, show_types: bool = True, summary: bool = True) -> str:
     """Each (finding, pre_existing) pair; `source_line` gives a line's text and
@@ -35,7 +30,7 @@ def render(findings: list[tuple[Finding, bool]], source_line: Callable[[str, int
     out = []
     for finding, pre_existing in findings:
         level = finding.severity.upper()
-        head = f"{level}:{check_type(finding.rule)}:" if show_types else f"{level}:"
+        head = f"{level}:{BY_ID[finding.rule].type}:" if show_types else f"{level}:"
         message = finding.message + (PRE_EXISTING if pre_existing else "")
         if terse:
             out.append(f"{finding.file}:{finding.line}: {head} {message}")

@@ -8,32 +8,29 @@ from .. import __version__
 from ..findings import Finding, Stats
 
 
-def render(findings: list[Finding] | tuple[Finding, ...], stats: Stats, include_timing: bool = True) -> str:
-    stats_dict = stats.to_dict()
+def _stats(stats: Stats, include_timing: bool) -> dict:
+    """The figures; `seconds` and `cache` describe the run, not the tree, and vary."""
+    out = stats.to_dict()
     if not include_timing:
-        stats_dict.pop("seconds", None)
-        stats_dict.pop("cache", None)
-    document = {
-        "tool": "gfpcheck",
-        "version": __version__,
-        "findings": [f.to_dict() for f in findings],
-        "stats": stats_dict,
-    }
-    return json.dumps(document, sort_keys=True, indent=2) + "\n"
+        out.pop("seconds", None)
+        out.pop("cache", None)
+    return out
+
+
+def _dump(document: dict) -> str:
+    return json.dumps({"tool": "gfpcheck", "version": __version__, **document}, sort_keys=True, indent=2) + "\n"
+
+
+def render(findings: list[Finding] | tuple[Finding, ...], stats: Stats, include_timing: bool = True) -> str:
+    return _dump({"findings": [f.to_dict() for f in findings], "stats": _stats(stats, include_timing)})
 
 
 def render_gate(new: tuple[Finding, ...], through: tuple[Finding, ...], changed_files: tuple[str, ...],
                 stats: Stats) -> str:
     """The gate's findings: `new`, and `pre_existing` ones whose chain runs through a changed line."""
-    stats_dict = stats.to_dict()
-    stats_dict.pop("seconds", None)
-    stats_dict.pop("cache", None)
-    document = {
-        "tool": "gfpcheck",
-        "version": __version__,
+    return _dump({
         "changed_files": list(changed_files),
         "new": [f.to_dict() for f in new],
         "pre_existing": [f.to_dict() for f in through],
-        "stats": stats_dict,
-    }
-    return json.dumps(document, sort_keys=True, indent=2) + "\n"
+        "stats": _stats(stats, include_timing=False),
+    })

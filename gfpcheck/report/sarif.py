@@ -15,25 +15,24 @@ from ..findings import ChainStep, Finding
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/gfpcheck/gfpcheck"
 FINGERPRINT = "gfpcheck/v1"  # partialFingerprints key: rule, file, function, allocator, mask, chain; no lines
-_LEVEL = {"error": "error", "warning": "warning", "note": "note"}
 _RANK = {"high": 90.0, "medium": 60.0, "low": 30.0}  # SARIF rank by the strength of the evidence
 
 
 def rule_descriptor(check: Check, severity: str | None = None) -> dict:
-    example = "\n".join("    " + line for line in check.example.splitlines())
+    level = severity or check.severity
     return {
         "id": check.id,
         "name": check.name,
         "shortDescription": {"text": check.short + "."},
         "fullDescription": {"text": check.full},
         "help": {
-            "text": f"{check.help}\n\nExample:\n{example}",
+            "text": f"{check.help}\n\nExample:\n{check.indented_example}",
             "markdown": f"{check.full}\n\n**How to fix.** {check.help}\n\n**Example.**\n\n```c\n{check.example}\n```",
         },
-        "defaultConfiguration": {"level": _LEVEL[severity or check.severity]},
+        "defaultConfiguration": {"level": level},  # gfpcheck's severities are SARIF's levels
         "helpUri": f"{INFORMATION_URI}#{check.id}",
         "properties": {"tags": ["reliability", "memory-allocation", "gfp", "reclaim"], "precision": "medium",
-                       "problem.severity": _problem_severity(severity or check.severity)},
+                       "problem.severity": _problem_severity(level)},
     }
 
 
@@ -61,7 +60,7 @@ def result(finding: Finding, rule_index: dict[str, int], baseline_state: str | N
     out: dict = {
         "ruleId": finding.rule,
         "ruleIndex": rule_index[finding.rule],
-        "level": _LEVEL[finding.severity],
+        "level": finding.severity,
         "message": {"text": finding.message},
         "locations": [_location(finding.file, finding.line, finding.column, max(1, len(finding.allocator)))],
         "partialFingerprints": {FINGERPRINT: finding.fingerprint},
