@@ -111,14 +111,8 @@ class Witness:
         parents = self._entry_parents
         if fid not in parents:
             return None
-        links: list[Link] = []
-        node = fid
-        while parents[node] is not None:
-            callee = node
-            node, link = parents[node]
-            links.append(self._placed(link, callee))
-        links.reverse()
-        return Chain(node, st.CLEAN, tuple(links), any(self._name_only(link) for link in links))
+        links, entry = self._walk_back(parents, fid, lambda node: node)
+        return Chain(entry, st.CLEAN, tuple(links), any(self._name_only(link) for link in links))
 
     def _grow_from_entries(self) -> dict[int, tuple[int, Link] | None]:
         parents: dict[int, tuple[int, Link] | None] = {}
@@ -136,16 +130,18 @@ class Witness:
         return parents
 
     def _links(self, forest, node: Node) -> list[Link]:
+        return self._walk_back(forest, node, lambda node: node[0])[0]
+
+    def _walk_back(self, parents: dict, node, function_of: Callable) -> tuple[list[Link], object]:
+        """The links from the root of a search tree down to `node`, and that root;
+        `parents` maps a node to (its parent, the link between them), a root to None."""
         links: list[Link] = []
-        while True:
-            parent = forest.get(node)
-            if parent is None:
-                break
-            callee = node[0]
+        while (parent := parents.get(node)) is not None:
+            callee = function_of(node)
             node, link = parent
             links.append(self._placed(link, callee))
         links.reverse()
-        return links
+        return links, node
 
     def _placed(self, link: Link, callee: int) -> Link:
         """The link with its call index, found when the caller only makes plain calls."""
