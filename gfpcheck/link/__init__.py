@@ -67,6 +67,7 @@ MAX_CONTEXT_TARGETS = 4
 
 NONE_TARGET = (T_NONE,)
 _CALLS_BY_TARGET = (T_FUNC, T_BEGIN, T_END)
+_CALLS_FUNCTIONS = (*_CALLS_BY_TARGET, T_INDIRECT)  # targets whose second item is the function ids reached
 
 
 def subsystem(path: str) -> str:
@@ -131,7 +132,7 @@ class Program:
     def call_to(self, fid: int, callee: int) -> int:
         """The first call of `fid` that can reach `callee`."""
         for index, target in enumerate(self.targets(fid)):
-            if (target[0] in _CALLS_BY_TARGET or target[0] == T_INDIRECT) and callee in target[1]:
+            if target[0] in _CALLS_FUNCTIONS and callee in target[1]:
                 return index
         raise ValueError(f"function {fid} has no call that reaches {callee}")
 
@@ -346,7 +347,7 @@ def callee_ids(targets: tuple) -> tuple[int, ...]:
     """Every function the given call targets can reach, each once, in call order."""
     out: list[int] = []
     for target in targets:
-        if target[0] in _CALLS_BY_TARGET or target[0] == T_INDIRECT:
+        if target[0] in _CALLS_FUNCTIONS:
             out += target[1]
     return tuple(dict.fromkeys(out))
 
