@@ -125,18 +125,20 @@ class Cache:
 
         Written to a temporary file named after this process and renamed into
         place: a reader sees the whole entry or none.  A whole tree puts tens
-        of thousands of entries, so directories made are remembered."""
+        of thousands of entries, so directories made are remembered and the
+        file is written with plain system calls."""
         path = self._path(key)
-        tmp = path.parent / f".tmp-{os.getpid()}-{key}"
+        tmp = f"{path.parent}/.tmp-{os.getpid()}-{key}"
         try:
             if path.parent not in self._made:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._made.add(path.parent)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(_MAGIC + _checksum(payload))
-                    handle.write(payload)
+                try:
+                    _write_all(fd, _MAGIC + _checksum(payload) + payload)
+                finally:
+                    os.close(fd)
                 os.replace(tmp, path)
             except BaseException:
                 try:
@@ -147,6 +149,12 @@ class Cache:
         except OSError:
             return False
         return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _checksum(payload: bytes) -> bytes:

@@ -149,7 +149,8 @@ def decode(data: bytes) -> FileFacts:
     new = tuple.__new__
     return FileFacts(
         path,
-        tuple(new(Function, f[:-1] + (tuple(new(Binding, b) for b in f[-1]) if f[-1] else (),))
+        # most functions bind nothing: their tuple is the Function as it stands
+        tuple(new(Function, f[:-1] + (tuple(new(Binding, b) for b in f[-1]),)) if f[-1] else new(Function, f)
               for f in functions),
         tuple(new(Binding, b) for b in bindings),
         structs, typedefs, globals_, arg_names, error_nodes, problem,

@@ -167,23 +167,24 @@ class _Resolver:
 
     # -- names ---------------------------------------------------------------
     def _index_names(self) -> None:
-        local: dict[tuple[int, str], list[int]] = defaultdict(list)
         functions_by_name: dict[str, list[int]] = defaultdict(list)
         macros_by_name: dict[str, list[int]] = defaultdict(list)
-        headers = [facts.path.endswith(".h") for facts in self.files]
-        for fid, function in enumerate(self.functions):
-            file_index = self.file_of[fid]
-            local[(file_index, function.name)].append(fid)
-            if function.macro:
-                macros_by_name[function.name].append(fid)
-            elif not function.static or headers[file_index]:
-                # a static function in a header is visible to every file that includes it
-                functions_by_name[function.name].append(fid)
-        self.local = {k: tuple(v) for k, v in local.items()}
-        defined: list[set[str]] = [set() for _ in self.files]
-        for file_index, name in local:
-            defined[file_index].add(name)
-        self.defined = [frozenset(names) for names in defined]
+        local: list[dict[str, tuple[int, ...]]] = []  # per file: name -> its definitions there
+        fid = 0
+        for facts in self.files:
+            header = facts.path.endswith(".h")
+            here: dict[str, tuple[int, ...]] = {}
+            for function in facts.functions:
+                name = function.name
+                here[name] = here.get(name, ()) + (fid,)
+                if function.macro:
+                    macros_by_name[name].append(fid)
+                elif not function.static or header:
+                    # a static function in a header is visible to every file that includes it
+                    functions_by_name[name].append(fid)
+                fid += 1
+            local.append(here)
+        self.local = local
         self.functions_by_name = {k: tuple(v) for k, v in functions_by_name.items()}
         self.macros_by_name = {k: tuple(v) for k, v in macros_by_name.items()}
         self.function_names = frozenset(f.name for f in self.functions if not f.macro)
@@ -191,7 +192,7 @@ class _Resolver:
     def resolve(self, name: str, file_index: int) -> tuple[int, ...]:
         """Definitions a name means in a file: its own file's first, then global
         functions, then macros defined elsewhere."""
-        return (self.local.get((file_index, name)) or self.functions_by_name.get(name)
+        return (self.local[file_index].get(name) or self.functions_by_name.get(name)
                 or self.macros_by_name.get(name) or ())
 
     def function_ids(self, name: str, file_index: int) -> tuple[int, ...]:
@@ -202,7 +203,7 @@ class _Resolver:
 
     def by_name(self, name: str, file_index: int) -> tuple:
         """The target of a plain call `name(...)` made in a file."""
-        if name in self.defined[file_index]:
+        if name in self.local[file_index]:
             table = self._local_targets[file_index]
         else:
             table = self.global_targets
@@ -381,7 +382,7 @@ class _Linker:
         invoked, binding_sites = self._callbacks(graph)
         graph.add_edges_from((site.caller, bound) for bound, sites in sorted(binding_sites.items())
                              for site in sites)
-        stats.call_edges = graph.number_of_edges()
+        stats.call_edges = sum(map(len, graph.succ.values()))
         entries = frozenset(fid for fid, f in enumerate(functions) if f.entry)
         return Program(
             files=self.files, functions=tuple(functions), file_of=tuple(resolver.file_of),
@@ -395,7 +396,7 @@ class _Linker:
         resolver = self.resolver
         file_index = resolver.file_of[fid]
         known = resolver.global_targets
-        defined = resolver.defined[file_index]
+        defined = resolver.local[file_index]
         by_name = resolver.by_name
         stats = self.stats
         out: list[int] = []
@@ -514,7 +515,11 @@ class _Linker:
 class CallGraph(nx.DiGraph):
     """The call graph: a networkx DiGraph over function ids.  Its edges carry no
     attributes (what a call site reaches is in Program.targets), so the millions
-    of them share one empty attribute dict; never set edge attributes on it."""
+    of them share one empty attribute dict; never set edge attributes on it.
+
+    Only its adjacency (succ, pred) is read: networkx's degree and node views
+    refer back to the graph, and that cycle would leave millions of dicts to
+    the cyclic collector instead of freeing them with the program."""
 
     edge_attr_dict_factory = staticmethod(lambda: _NO_ATTRIBUTES)
 

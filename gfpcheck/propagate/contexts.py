@@ -234,7 +234,7 @@ class Contexts:
                         if states:
                             push(callee, states)
 
-        roots = sorted(set(program.entries) | {fid for fid, degree in graph.in_degree() if degree == 0})
+        roots = sorted(set(program.entries) | {fid for fid, callers in graph.pred.items() if not callers})
         for fid in roots:
             push(fid, clean_bit)
         drain()
