@@ -161,7 +161,7 @@ class _Resolver:
         # Targets of plain calls by name: one table for names a file does not
         # define itself (the same in every file), one per file for those it does.
         self.global_targets: dict[str, tuple] = {}
-        self._local_targets: list[dict[str, tuple]] = [{} for _ in files]
+        self.local_targets: list[dict[str, tuple]] = [{} for _ in files]
         self._index_names()
         self._index_bindings()
 
@@ -204,7 +204,7 @@ class _Resolver:
     def by_name(self, name: str, file_index: int) -> tuple:
         """The target of a plain call `name(...)` made in a file."""
         if name in self.local[file_index]:
-            table = self._local_targets[file_index]
+            table = self.local_targets[file_index]
         else:
             table = self.global_targets
         target = table.get(name)
@@ -223,7 +223,8 @@ class _Resolver:
         if name in rules.end:
             return (T_END, self.resolve(name, file_index), name)
         ids = self.resolve(name, file_index)
-        if name in rules.noreturn or (ids and all(self.functions[i].noreturn for i in ids)):
+        if name in rules.noreturn or (ids and self.functions[ids[0]].noreturn
+                                      and all(self.functions[i].noreturn for i in ids)):
             return (T_STOP, name)
         if ids:
             return (T_FUNC, ids)
@@ -366,23 +367,49 @@ class _Linker:
         stats = self.stats
         callees: list[tuple[int, ...]] = []
         detailed: set[int] = set()
-        for fid, function in enumerate(functions):
-            if function.macro:
-                stats.macros += 1
-            else:
-                stats.functions += 1
-            if function.detail:
-                detailed.add(fid)
-                targets = resolver.targets(fid)
-                callees.append(callee_ids(targets))
-                self._count_sites(resolver.calls(fid), targets)
-            else:
-                callees.append(self._plain_callees(fid, function, detailed))
+        known = resolver.global_targets
+        by_name = resolver.by_name
+        fid = macros = plain_calls = plain_resolved = 0
+        for file_index, facts in enumerate(self.files):
+            defined = resolver.local[file_index]
+            known_here = resolver.local_targets[file_index]
+            for function in facts.functions:
+                macros += function.macro
+                if function.detail:
+                    detailed.add(fid)
+                    targets = resolver.targets(fid)
+                    callees.append(callee_ids(targets))
+                    self._count_sites(resolver.calls(fid), targets)
+                else:
+                    # Only plain calls: read from the callee names, never decoding the sites.
+                    # The names come sorted and unique, and a name only ever means
+                    # definitions of that name: the ids are in a stable order, each once.
+                    out: list[int] = []
+                    for name, count in zip(function.callees, function.callee_counts):
+                        target = (known_here.get(name) if name in defined else known.get(name)) \
+                            or by_name(name, file_index)
+                        plain_calls += count
+                        kind = target[0]
+                        if kind == T_FUNC:
+                            plain_resolved += count
+                            out += target[1]
+                        elif kind == T_STOP:
+                            plain_resolved += count
+                            detailed.add(fid)  # a call that never returns ends paths: its flow matters
+                    callees.append(tuple(out))
+                fid += 1
+        stats.macros = macros
+        stats.functions = len(functions) - macros
+        stats.call_sites += plain_calls
+        stats.direct_calls += plain_calls
+        stats.direct_resolved += plain_resolved
         graph = _graph(callees)
         invoked, binding_sites = self._callbacks(graph)
-        graph.add_edges_from((site.caller, bound) for bound, sites in sorted(binding_sites.items())
-                             for site in sites)
-        stats.call_edges = sum(map(len, graph.succ.values()))
+        succ = graph.succ
+        bound_edges = sorted({(site.caller, bound) for bound, sites in binding_sites.items() for site in sites
+                              if bound not in succ[site.caller]})
+        graph.add_edges_from(bound_edges)
+        stats.call_edges = sum(map(len, callees)) + len(bound_edges)  # each row lists a callee once
         entries = frozenset(fid for fid, f in enumerate(functions) if f.entry)
         return Program(
             files=self.files, functions=tuple(functions), file_of=tuple(resolver.file_of),
@@ -390,33 +417,6 @@ class _Linker:
             address_taken=frozenset(resolver.taken | self._passed()), handle_params=self._handle_params(),
             invoked_params=invoked, binding_sites=binding_sites, resolver=resolver, stats=stats,
         )
-
-    def _plain_callees(self, fid: int, function: Function, detailed: set[int]) -> tuple[int, ...]:
-        """Callees of a function that only makes plain calls, from its callee names."""
-        resolver = self.resolver
-        file_index = resolver.file_of[fid]
-        known = resolver.global_targets
-        defined = resolver.local[file_index]
-        by_name = resolver.by_name
-        stats = self.stats
-        out: list[int] = []
-        calls = resolved = 0
-        for name, count in zip(function.callees, function.callee_counts, strict=True):
-            target = (name not in defined and known.get(name)) or by_name(name, file_index)
-            calls += count
-            kind = target[0]
-            if kind == T_FUNC:
-                resolved += count
-                out += target[1]
-            elif kind == T_STOP:
-                resolved += count
-                detailed.add(fid)  # a call that never returns ends paths: its flow matters
-        stats.call_sites += calls
-        stats.direct_calls += calls
-        stats.direct_resolved += resolved
-        # callee names come sorted and unique, and a name only ever means
-        # definitions of that name: the ids are in a stable order, each once
-        return tuple(out)
 
     def _count_sites(self, calls: tuple, targets: tuple) -> None:
         stats = self.stats
