@@ -28,7 +28,7 @@ class DiscoveryError(Exception):
 class SourceFile:
     path: str  # relative to the root, "/" separators
     location: str  # where to read it
-    size: int
+    stamp: tuple[int, int, int, int]  # size, mtime and ctime (ns), inode: any change of content changes it
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def discover(paths: list[Path], root: Path, excludes: tuple[str, ...] = DEFAULT_
             if info.st_size > max_size:
                 skipped.append(Skipped(rel, f"larger than {max_size} bytes"))
                 continue
-            found[rel] = SourceFile(rel, location, info.st_size)
+            found[rel] = SourceFile(rel, location, (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
     return [found[k] for k in sorted(found)], sorted(skipped, key=lambda s: s.path)
 
 

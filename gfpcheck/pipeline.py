@@ -35,9 +35,11 @@ from .discover import (
 )
 from .extract.frontend import grammar_version
 from .extract.runner import (
+    STAMPS,
     ExtractStats,
     Keyed,
     Source,
+    StampIndex,
     cache_for,
     extract_all,
     key_sources,
@@ -113,7 +115,7 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     sources, skipped = scan_sources(options)
     lap("discover")
     salted = facts_salt(rules)
-    keyed = key_sources(sources, salted)
+    keyed = _key(sources, salted, options)
     results = Cache(options.cache_dir, RESULTS) if options.cache_dir is not None else None
     # Findings depend on all of gfpcheck's code, facts only on the extractor's.
     result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed],
@@ -145,7 +147,7 @@ def scan_sources(options: ScanOptions) -> tuple[list[Source], list[Skipped]]:
     """The files a scan reads, as discovered with the files given in memory applied."""
     excludes = options.excludes + arch_excludes(options.root, options.arch)
     files, skipped = discover(list(options.paths), options.root, excludes, options.max_file_size)
-    sources = [Source(f.path, f.location) for f in files]
+    sources = [Source(f.path, f.location, stamp=f.stamp) for f in files]
     if not options.overrides:
         return sources, skipped
     scanned = [_relative_dir(path, options.root) for path in options.paths]
@@ -179,7 +181,15 @@ def tree_facts(options: ScanOptions, rules: Ruleset | None = None) -> list[FileF
     (for measurements and tools that look at what was extracted)."""
     rules = rules or load_rules(options.rules_dirs)
     salted = facts_salt(rules)
-    return _extract(key_sources(scan_sources(options)[0], salted), rules, options, salted)[0]
+    return _extract(_key(scan_sources(options)[0], salted, options), rules, options, salted)[0]
+
+
+def _key(sources: list[Source], salted: bytes, options: ScanOptions) -> list[Keyed]:
+    """Every source keyed, through the tree's stamp index when there is a cache."""
+    index = StampIndex(cache_for(options.cache_dir, STAMPS), os.path.realpath(options.root), salted)
+    keyed = key_sources(sources, salted, index.known)
+    index.update(keyed)
+    return keyed
 
 
 def _extract(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, salted: bytes,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import marshal
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -185,3 +189,70 @@ def test_fact_keys_depend_on_the_extractor_code_only():
             "ruleset.py"} <= files
     assert not files & {"pipeline.py", "checks/nofs.py", "link/__init__.py", "report/text.py", "cli.py"}
     assert code_digest("extract") != code_digest()
+
+
+def counting_reads(monkeypatch) -> list[str]:
+    """The sources the scan reads (serially) to key or extract them."""
+    from gfpcheck.extract import runner
+
+    read, real = [], runner.read_source
+
+    def counted(location: str):
+        read.append(location)
+        return real(location)
+
+    monkeypatch.setattr(runner, "read_source", counted)
+    return read
+
+
+def test_stamp_index_keys_an_unchanged_tree_without_reading_it(tmp_path, rules, monkeypatch):
+    from gfpcheck.extract import runner
+
+    monkeypatch.setattr(runner, "SETTLED_NS", 0)  # the files were written just now
+    root = tmp_path / "tree"
+    shutil.copytree(SEED, root)
+    cache = tmp_path / "cache"
+    cold = scan(options(root, cache, jobs=1), rules=rules)
+    read = counting_reads(monkeypatch)
+    warm = scan(options(root, cache, jobs=1), rules=rules)
+    assert read == [] and warm.stats.cache["result_reused"] == 1
+    assert warm.findings == cold.findings
+
+    # Same length, and the modification time put back: the change of ctime still tells.
+    target = root / "security" / "integrity" / "evm" / "evm_crypto.c"
+    before = target.stat()
+    target.write_bytes(target.read_bytes().replace(b"\t\t\tGFP_KERNEL);", b"\t\t\tGFP_NOFS);  "))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert target.stat().st_size == before.st_size
+    edited = scan(options(root, cache, jobs=1), rules=rules)
+    assert read == [str(target)] * 2  # keyed, then extracted
+    assert ("security/integrity/evm/evm_crypto.c", 55) in {(f.file, f.line) for f in cold.findings}
+    assert ("security/integrity/evm/evm_crypto.c", 55) not in {(f.file, f.line) for f in edited.findings}
+
+
+def test_stamp_index_does_not_trust_a_file_written_within_the_settling_time(tmp_path, rules, monkeypatch):
+    root = tmp_path / "tree"
+    shutil.copytree(SEED, root)
+    cache = tmp_path / "cache"
+    scan(options(root, cache, jobs=1), rules=rules)
+    read = counting_reads(monkeypatch)
+    again = scan(options(root, cache, jobs=1), rules=rules)
+    assert len(read) == again.stats.files  # every file hashed again: its stamp may be racy
+
+
+def test_damaged_stamp_index_is_an_empty_one(tmp_path, rules, monkeypatch):
+    from gfpcheck.extract import runner
+
+    monkeypatch.setattr(runner, "SETTLED_NS", 0)
+    root = tmp_path / "tree"
+    shutil.copytree(SEED, root)
+    cache = tmp_path / "cache"
+    cold = scan(options(root, cache, jobs=1), rules=rules)
+    [index] = entries(cache / runner.STAMPS)
+    payload = marshal.dumps({"fs/btrfs/xattr.c": "not a stamp", "fs/btrfs/inode.c": (1, 2)})
+    index.write_bytes(b"GFPC1\n" + hashlib.sha256(payload).digest()[:16] + payload)
+    read = counting_reads(monkeypatch)
+    again = scan(options(root, cache, jobs=1), rules=rules)
+    assert len(read) == again.stats.files and again.findings == cold.findings
+    index.write_bytes(b"GFPC1\n" + b"\0" * 16)  # truncated: discarded
+    assert scan(options(root, cache, jobs=1), rules=rules).findings == cold.findings

@@ -1,8 +1,9 @@
 """Extract every file: from the fact cache where its content was seen before,
 else in a process pool (or serially); results in the order given.
 
-The parent reads each file once to key it by content; cached facts are read
-and decoded there, and only the files the cache lacks go to the workers,
+The parent reads each file once to key it by content (or takes the key from
+the stamp index when the file's stamp is the one recorded with it); cached
+facts are read and decoded there, and only the files the cache lacks go to the workers,
 which read the file again, extract it, store the result under its key and
 hand back encoded facts (bytes: small and cheap to send and decode).
 Whatever order workers finish in, results are placed by index, so output
@@ -11,18 +12,21 @@ never depends on scheduling.
 
 from __future__ import annotations
 
+import marshal
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import Cache, content_key
+from ..cache import Cache, combined_key, content_key
 from ..facts import FileFacts, decode, empty_facts, encode
 from ..ruleset import Ruleset
 from . import extract_file
 
 FACTS = "facts"  # the cache's kind for per-file facts
+STAMPS = "stamps"  # the cache's kind for stamp indexes
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Source:
     path: str  # relative to the root, "/" separators
     location: str
     data: bytes | None = None
+    stamp: tuple[int, ...] | None = None  # discover.SourceFile.stamp, for a file read from disk
 
 
 @dataclass
@@ -57,16 +62,59 @@ def read_source(location: str) -> tuple[bytes | None, str]:
         return None, f"unreadable: {exc.strerror or exc}"
 
 
-def key_sources(sources: Sequence[Source], salted: bytes) -> list[Keyed]:
-    """Key each source by its path and content."""
+def key_sources(sources: Sequence[Source], salted: bytes, known: dict[str, tuple] | None = None) -> list[Keyed]:
+    """Key each source by its path and content: read and hashed, or taken from
+    `known` (path -> (stamp, key), see StampIndex) when its stamp is the same."""
+    known = known or {}
     out = []
     for source in sources:
+        if source.data is None and source.stamp is not None:
+            entry = known.get(source.path)
+            if type(entry) is tuple and len(entry) == 2 and entry[0] == source.stamp and type(entry[1]) is str:
+                out.append(Keyed(source, key=entry[1]))
+                continue
         data, problem = (source.data, "") if source.data is not None else read_source(source.location)
         if data is None:
             out.append(Keyed(source, problem=problem))
         else:
             out.append(Keyed(source, key=content_key(source.path, data, salted)))
     return out
+
+
+# A stamp is trusted only once the file has been left alone this long: its
+# timestamps are coarser than a nanosecond, and a file written twice within
+# one tick would otherwise keep the stamp of its first content.
+SETTLED_NS = 2_000_000_000
+
+
+class StampIndex:
+    """The content keys of one tree's files by their stamps, so that a scan of a
+    tree that did not change reads no source to key it.  Kept in the cache per
+    root and configuration; a damaged index is an empty one."""
+
+    def __init__(self, cache: Cache | None, root: str, salted: bytes):
+        self.cache = cache
+        self.key = combined_key([root], salted)
+        self.known: dict[str, tuple] = {}
+        if cache is not None:
+            blob = cache.get(self.key)
+            try:
+                known = marshal.loads(blob) if blob is not None else {}
+                self.known = known if isinstance(known, dict) else {}
+            except (ValueError, EOFError, TypeError):
+                cache.discard(self.key)
+
+    def update(self, keyed: Sequence[Keyed]) -> None:
+        """Record the keys of the settled files just keyed, when that changes the index."""
+        if self.cache is None:
+            return
+        settled = time.time_ns() - SETTLED_NS
+        known = {k.source.path: (k.source.stamp, k.key) for k in keyed
+                 if k.key and k.source.stamp is not None and k.source.data is None
+                 and max(k.source.stamp[1], k.source.stamp[2]) < settled}
+        if known != self.known:
+            self.cache.put(self.key, marshal.dumps(known))
+            self.known = known
 
 
 def extract_one(path: str, data: bytes, rules: Ruleset) -> bytes:
@@ -172,5 +220,5 @@ def _run(tasks: list, rules: Ruleset, processes: int, cache: Cache | None,
         pool.join()
 
 
-def cache_for(directory: Path | None) -> Cache | None:
-    return Cache(directory, FACTS) if directory is not None else None
+def cache_for(directory: Path | None, kind: str = FACTS) -> Cache | None:
+    return Cache(directory, kind) if directory is not None else None
