@@ -3,6 +3,7 @@ to an exit code (0 clean, 1 findings, 2 usage or input error)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,31 @@ def progress_bar(quiet: bool) -> Progress | None:
         bars.pop().close()
 
     return Progress(start, advance, done)
+
+
+def run() -> None:
+    """The console entry point.  It lets a scan leave without freeing its analysis:
+    a whole tree's is tens of millions of objects, which take seconds to free one by
+    one and none for the system to reclaim with the process."""
+    main(obj={"hard_exit": True})
+
+
+def hard_exit() -> bool:
+    """Whether this command runs from the console entry point (see run)."""
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and (context.find_root().obj or {}).get("hard_exit"))
+
+
+def leave(code: int) -> None:
+    """End the command with `code`; from the console entry point, at once."""
+    if hard_exit():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 def fail(message: str) -> None:
@@ -160,7 +186,7 @@ def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> N
     quiet = settings["quiet"]
     with handled_errors():
         options, config = build_options(tuple(paths) or (Path("."),), settings)
-        result = scan(options, progress_bar(quiet))
+        result = scan(replace(options, keep_analysis=hard_exit()), progress_bar(quiet))
         findings = apply_policy(result.findings, config)
         if write_baseline is not None:
             write_baseline_file(write_baseline, findings)
@@ -177,7 +203,7 @@ def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> N
         click.echo(text_report.render(findings), nl=False)
     if not quiet:
         click.echo(text_report.summary(findings, stats), err=True)
-    sys.exit(EXIT_FINDINGS if findings else EXIT_CLEAN)
+    leave(EXIT_FINDINGS if findings else EXIT_CLEAN)
 
 
 def _rule_list(values: tuple[str, ...], option: str) -> frozenset[str]:
@@ -232,7 +258,7 @@ def check_command(tree, base_rev, head_rev, patch_file, strip, fmt, terse, types
             base, head = (), patch_side(options.root, patch_file, strip)
         else:
             base, head = revision_sides(options.root, base_rev, head_rev)
-        outcome = run_gate(options, base, head, progress_bar(quiet))
+        outcome = run_gate(replace(options, keep_analysis=hard_exit()), base, head, progress_bar(quiet))
 
     def wanted(finding: Finding) -> bool:
         return (not selected or finding.rule in selected) and finding.rule not in dropped
@@ -252,7 +278,7 @@ def check_command(tree, base_rev, head_rev, patch_file, strip, fmt, terse, types
     if not quiet:
         click.echo(text_report.gate_summary(new, through, outcome), err=True)
     floor = SEVERITY_ORDER[fail_on]
-    sys.exit(EXIT_FINDINGS if any(SEVERITY_ORDER[f.severity] >= floor for f in new) else EXIT_CLEAN)
+    leave(EXIT_FINDINGS if any(SEVERITY_ORDER[f.severity] >= floor for f in new) else EXIT_CLEAN)
 
 
 def patch_side(root: Path, patch_file: Path, strip: int) -> tuple[tuple[str, bytes | None], ...]:

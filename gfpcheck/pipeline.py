@@ -67,6 +67,9 @@ class ScanOptions:
     # Root-relative paths whose content is given in memory (a patch applied
     # without touching the tree); None removes the file.
     overrides: tuple[tuple[str, bytes | None], ...] = ()
+    # Hand the whole analysis back in ScanResult.analysis instead of freeing it:
+    # for a caller that exits right after, which saves seconds on a whole tree.
+    keep_analysis: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,9 @@ class ScanResult:
     stats: Stats
     skipped: tuple[Skipped, ...] = field(default=())
     degraded: tuple[Skipped, ...] = field(default=())
+    # The facts, program and propagation behind the findings, with keep_analysis
+    # (None when the stored result was reused).
+    analysis: Analysis | None = field(default=None, repr=False, compare=False)
 
 
 class Progress:
@@ -96,6 +102,11 @@ def scan(options: ScanOptions, progress: Progress | None = None, rules: Ruleset 
     try:
         return _scan(options, progress, rules)
     finally:
+        if options.keep_analysis:
+            # The analysis handed back was made with the collector off, so all of it
+            # is young: the first collection would walk every object.  Reference
+            # counting still frees it when it is dropped.
+            gc.freeze()
         if collecting:
             gc.enable()
 
@@ -122,11 +133,12 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
                               salt(salted.hex(), code_digest()))
     lap("key")
     stored = _load_result(results, result_key)
+    analysis = None
     if stored is not None:
         every, stats, degraded = stored
         stats = replace(stats, cache={"result_reused": 1, "facts_reused": len(keyed), "files_extracted": 0})
     else:
-        every, stats, degraded = _analyse(keyed, rules, options, progress, salted, lap)
+        every, stats, degraded, analysis = _analyse(keyed, rules, options, progress, salted, lap)
         if results is not None:
             results.put(result_key, _dump_result(every, stats, degraded))
     floor = CONFIDENCE_ORDER[options.min_confidence]
@@ -137,7 +149,8 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
         findings_below_confidence=len(every) - len(findings),
         seconds=seconds,
     )
-    return ScanResult(tuple(findings), stats, tuple(skipped), degraded)
+    return ScanResult(tuple(findings), stats, tuple(skipped), degraded,
+                      analysis if options.keep_analysis else None)
 
 
 RESULTS = "results"  # the cache's kind for whole-scan results
@@ -199,8 +212,8 @@ def _extract(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, salted: b
 
 
 def _analyse(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, progress: Progress, salted: bytes,
-             lap: Callable[[str], None]) -> tuple[list[Finding], Stats, tuple[Skipped, ...]]:
-    """Every finding of the tree, whatever its confidence, and the tree's figures."""
+             lap: Callable[[str], None]) -> tuple[list[Finding], Stats, tuple[Skipped, ...], Analysis]:
+    """Every finding of the tree, whatever its confidence, the tree's figures, and the analysis."""
     progress.start("extract", len(keyed))
     facts, extracted = _extract(keyed, rules, options, salted, progress.advance)
     progress.done()
@@ -211,7 +224,8 @@ def _analyse(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, progress:
     effects = Effects(program, rules, origins)
     contexts = Contexts(program, effects)
     lap("propagate")
-    every = fingerprint(run_checks(Analysis(program, rules, origins, effects, contexts)))
+    analysis = Analysis(program, rules, origins, effects, contexts)
+    every = fingerprint(run_checks(analysis))
     lap("check")
     degraded = tuple(Skipped(f.path, f.problem) for f in facts if f.problem)
     link_stats = program.stats
@@ -230,7 +244,7 @@ def _analyse(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, progress:
         allocation_sites=link_stats.allocation_sites,
         cache={"result_reused": 0, "facts_reused": extracted.reused, "files_extracted": extracted.extracted},
     )
-    return every, stats, degraded
+    return every, stats, degraded, analysis
 
 
 def _with_overrides(sources: list[Source], overrides: tuple[tuple[str, bytes | None], ...],

@@ -114,3 +114,30 @@ def test_ctrl_c_exits_130_with_one_line(monkeypatch):
     result = CliRunner().invoke(cli.main, ["scan", "--no-cache", str(SEED)])
     assert result.exit_code == 130
     assert result.output.strip() == "gfpcheck: interrupted; the cache keeps what was finished"
+
+
+def test_console_entry_keeps_the_analysis_and_leaves_at_once(monkeypatch):
+    from click.testing import CliRunner
+
+    from gfpcheck import cli
+
+    seen: dict = {}
+    real_scan = cli.scan
+
+    def spy(options, *args, **kwargs):
+        result = real_scan(options, *args, **kwargs)
+        seen.setdefault("analysis", []).append(result.analysis)
+        return result
+
+    def hard(code):
+        seen["hard"] = code
+        raise SystemExit(code)
+
+    monkeypatch.setattr(cli, "scan", spy)
+    monkeypatch.setattr(cli.os, "_exit", hard)
+    console = CliRunner().invoke(cli.main, ["scan", "--no-cache", str(SEED)], obj={"hard_exit": True})
+    library = CliRunner().invoke(cli.main, ["scan", "--no-cache", str(SEED)])
+    assert console.exit_code == library.exit_code == seen["hard"] == 1
+    assert console.output == library.output and "init_desc" in console.output
+    kept, freed = seen["analysis"]
+    assert kept is not None and kept.program.stats.functions > 0 and freed is None

@@ -76,9 +76,10 @@ def _content(root: Path, overrides: dict[str, bytes | None], path: str) -> bytes
 
 def run_gate(options: ScanOptions, base: Overrides, head: Overrides, progress: Progress | None = None,
              rules: Ruleset | None = None) -> GateResult:
-    """Scan the tree as the base and as the head and compare the two."""
+    """Scan the tree as the base and as the head and compare the two.  Only the
+    head scan keeps its analysis (options.keep_analysis): the base's is freed first."""
     rules = rules or load_rules(options.rules_dirs)
-    base_result = scan(replace(options, overrides=base), progress, rules)
+    base_result = scan(replace(options, overrides=base, keep_analysis=False), progress, rules)
     head_result = scan(replace(options, overrides=head), progress, rules)
     base_files, head_files = dict(base), dict(head)
     paths = sorted(set(base_files) | set(head_files))
