@@ -17,6 +17,7 @@ not a test: it prints figures and asserts nothing.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -157,13 +158,16 @@ def scan_command(tree: Path, cache: Path, jobs: int) -> list[str]:
 
 
 def scan_figures(run: dict) -> dict:
-    stats = json.loads(run["stdout"])["stats"] if run["exit"] in (0, 1) else {}
+    document = json.loads(run["stdout"]) if run["exit"] in (0, 1) else {}
+    stats = document.get("stats", {})
     counts: dict[str, int] = {}
-    if stats:
-        for finding in json.loads(run["stdout"])["findings"]:
-            counts[finding["rule"]] = counts.get(finding["rule"], 0) + 1
+    for finding in document.get("findings", []):
+        counts[finding["rule"]] = counts.get(finding["rule"], 0) + 1
+    # The findings, digested: every scan of an unchanged tree must give the same.
+    digest = hashlib.sha256(json.dumps(document.get("findings"), sort_keys=True).encode()).hexdigest()[:16]
     return {"seconds": run["seconds"], "exit": run["exit"], "peak_rss_mib": run["peak_rss_mib"],
-            "stages": stats.get("seconds", {}), "cache": stats.get("cache", {}), "findings": counts}
+            "stages": stats.get("seconds", {}), "cache": stats.get("cache", {}), "findings": counts,
+            "findings_digest": digest}
 
 
 def gate_patch(tree: Path) -> tuple[str, str] | None:
@@ -274,6 +278,9 @@ def print_tree(version: str, figures: dict) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in figures["cold"]["stages"].items())
     print(f"  cold stages (s)      {stages}")
     print(f"  findings             {json.dumps(figures['cold']['findings'], sort_keys=True)}")
+    digests = {name: figures[name]["findings_digest"] for name in ("cold", "warm", "warm_touched")}
+    same = "the same" if len(set(digests.values())) == 1 else "DIFFERENT"
+    print(f"  findings digest      {digests['cold']} (cold, warm, warm touched: {same})")
     if "gate" in figures:
         gate = figures["gate"]
         print(f"  gate check --patch   {gate['seconds']:8.1f} s   exit {gate['exit']}   ({gate['patched']})")
