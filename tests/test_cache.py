@@ -256,3 +256,18 @@ def test_damaged_stamp_index_is_an_empty_one(tmp_path, rules, monkeypatch):
     assert len(read) == again.stats.files and again.findings == cold.findings
     index.write_bytes(b"GFPC1\n" + b"\0" * 16)  # truncated: discarded
     assert scan(options(root, cache, jobs=1), rules=rules).findings == cold.findings
+
+
+def test_scanning_part_of_a_tree_keeps_the_rest_of_its_stamp_index(tmp_path, rules, monkeypatch):
+    from gfpcheck.extract import runner
+
+    monkeypatch.setattr(runner, "SETTLED_NS", 0)
+    root = tmp_path / "tree"
+    shutil.copytree(SEED, root)
+    cache = tmp_path / "cache"
+    scan(options(root, cache, jobs=1), rules=rules)
+    part = scan(ScanOptions(paths=(root / "fs",), root=root, cache_dir=cache, jobs=1), rules=rules)
+    assert 0 < part.stats.files < 11
+    read = counting_reads(monkeypatch)
+    whole = scan(options(root, cache, jobs=1), rules=rules)
+    assert read == [] and whole.stats.files == 11

@@ -1,11 +1,12 @@
 """Extract every file: from the fact cache where its content was seen before,
 else in a process pool (or serially); results in the order given.
 
-The parent reads each file once to key it by content (or takes the key from
-the stamp index when the file's stamp is the one recorded with it); cached
-facts are read and decoded there, and only the files the cache lacks go to the workers,
-which read the file again, extract it, store the result under its key and
-hand back encoded facts (bytes: small and cheap to send and decode).
+The parent reads each file once to key it by content, or takes the key from
+the stamp index when the file's stamp is the one recorded with it; cached
+facts are read and decoded there, and only the files the cache lacks go to
+the workers, which read the file again, extract it, store the result under
+its key and hand back encoded facts (bytes: small and cheap to send and
+decode).
 Whatever order workers finish in, results are placed by index, so output
 never depends on scheduling.
 """
@@ -105,13 +106,19 @@ class StampIndex:
                 cache.discard(self.key)
 
     def update(self, keyed: Sequence[Keyed]) -> None:
-        """Record the keys of the settled files just keyed, when that changes the index."""
+        """Record the keys of the settled files just keyed, when that changes the
+        index.  Files outside this scan (another path of the same tree)
+        keep their entries."""
         if self.cache is None:
             return
         settled = time.time_ns() - SETTLED_NS
-        known = {k.source.path: (k.source.stamp, k.key) for k in keyed
-                 if k.key and k.source.stamp is not None and k.source.data is None
-                 and max(k.source.stamp[1], k.source.stamp[2]) < settled}
+        known = dict(self.known)
+        for k in keyed:
+            source = k.source
+            known.pop(source.path, None)
+            if k.key and source.stamp is not None and source.data is None \
+                    and max(source.stamp[1], source.stamp[2]) < settled:
+                known[source.path] = (source.stamp, k.key)
         if known != self.known:
             self.cache.put(self.key, marshal.dumps(known))
             self.known = known
