@@ -71,7 +71,7 @@ def key_sources(sources: Sequence[Source], salted: bytes, known: dict[str, tuple
     for source in sources:
         if source.data is None and source.stamp is not None:
             entry = known.get(source.path)
-            if type(entry) is tuple and len(entry) == 2 and entry[0] == source.stamp and type(entry[1]) is str:
+            if entry is not None and entry[0] == source.stamp:
                 out.append(Keyed(source, key=entry[1]))
                 continue
         data, problem = (source.data, "") if source.data is not None else read_source(source.location)
@@ -101,9 +101,12 @@ class StampIndex:
             blob = cache.get(self.key)
             try:
                 known = marshal.loads(blob) if blob is not None else {}
-                self.known = known if isinstance(known, dict) else {}
             except (ValueError, EOFError, TypeError):
                 cache.discard(self.key)
+                known = {}
+            if isinstance(known, dict):  # only well-formed (stamp, key) entries are kept
+                self.known = {path: entry for path, entry in known.items()
+                              if type(entry) is tuple and len(entry) == 2 and type(entry[1]) is str}
 
     def update(self, keyed: Sequence[Keyed]) -> None:
         """Record the keys of the settled files just keyed, when that changes the
