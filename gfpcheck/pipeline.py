@@ -127,7 +127,7 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     lap("discover")
     salted = facts_salt(rules)
     keyed = _key(sources, salted, options)
-    results = Cache(options.cache_dir, RESULTS) if options.cache_dir is not None else None
+    results = cache_for(options.cache_dir, RESULTS)
     # Findings depend on all of gfpcheck's code, facts only on the extractor's.
     result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed],
                               salt(salted.hex(), code_digest()))
