@@ -223,8 +223,7 @@ class _Resolver:
         if name in rules.end:
             return (T_END, self.resolve(name, file_index), name)
         ids = self.resolve(name, file_index)
-        if name in rules.noreturn or (ids and self.functions[ids[0]].noreturn
-                                      and all(self.functions[i].noreturn for i in ids)):
+        if name in rules.noreturn or (ids and all(self.functions[i].noreturn for i in ids)):
             return (T_STOP, name)
         if ids:
             return (T_FUNC, ids)
