@@ -2,18 +2,24 @@
 
 Entries are keyed by what determines them: a file's facts by its content,
 the rules digest, and the gfpcheck and grammar versions; a scan's result by
-every file's key and the options that shape the analysis.  Each entry is
-written to a temporary file and renamed into place, and carries a checksum:
-an entry that is truncated, corrupt or written by another version is
-discarded and rebuilt, never trusted.
+every file's key and the options that shape the analysis.  A few large
+entries (results, stamp indexes) are a file each (`Cache`); the tens of
+thousands of per-file facts of a tree go many to a file (`PackCache`),
+because creating a file costs the filesystem far more than writing its bytes.
+Every file is written under a temporary name and renamed into place, and
+every entry carries a checksum: an entry that is truncated, corrupt or
+written by another version is discarded and rebuilt, never trusted.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import marshal
 import os
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 _MAGIC = b"GFPC1\n"
@@ -169,3 +175,194 @@ def _unwrap(blob: bytes) -> bytes | None:
     if _checksum(payload) != blob[len(_MAGIC):head]:
         return None
     return payload
+
+
+# A pack: _PACK_MAGIC, the payloads back to back, the index (marshal: a tuple
+# of (key, offset, length, checksum)), then the trailer: the index's offset
+# and length, its checksum, and _PACK_END.
+_PACK_MAGIC = b"GFPP1\n"
+_PACK_END = b"GFPPEND1"
+_TRAILER = 8 + 8 + _DIGEST + len(_PACK_END)
+# More packs than this and the smaller ones are merged into one.
+MAX_PACKS = 32
+
+
+class PackCache:
+    """Blobs by key, written a batch at a time into one pack file.
+
+    A pack is never changed once renamed into place, so a reader sees a whole
+    pack or none; one scan (or another at the same time) adds packs beside
+    it.  A pack whose trailer or index does not check out is removed; an
+    entry whose checksum fails is a miss.  An entry is only ever stored
+    under the key of its content, so when two packs hold a key, either will
+    do.  When packs pile up (many small scans), the smaller ones are merged."""
+
+    def __init__(self, directory: Path, kind: str):
+        self.directory = directory / kind
+        self._index: dict[str, tuple[int, int, int, bytes]] | None = None  # key -> (pack, offset, length, checksum)
+        self._packs: list[str] = []  # pack paths, by number
+        self._fds: dict[int, int] = {}
+
+    # -- reading ---------------------------------------------------------------
+    @property
+    def index(self) -> dict[str, tuple[int, int, int, bytes]]:
+        """Every entry of the packs in the directory, read once."""
+        return self._loaded()
+
+    def _loaded(self) -> dict[str, tuple[int, int, int, bytes]]:
+        if self._index is None:
+            self._index = {}
+            for name in self._pack_names():
+                self._add_pack(str(self.directory / name))
+        return self._index
+
+    def _pack_names(self) -> list[str]:
+        try:
+            # not the temporary files of packs being written: ".tmp-..."
+            return sorted(name for name in os.listdir(self.directory)
+                          if name.endswith(".pack") and not name.startswith("."))
+        except OSError:
+            return []
+
+    def _add_pack(self, path: str) -> None:
+        entries = _read_pack_index(path)
+        if entries is None:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            return
+        number = len(self._packs)
+        self._packs.append(path)
+        index = self._index
+        assert index is not None
+        for key, offset, length, checksum in entries:
+            index[key] = (number, offset, length, checksum)
+
+    def get(self, key: str) -> bytes | None:
+        entry = self.index.get(key)
+        if entry is None:
+            return None
+        number, offset, length, checksum = entry
+        try:
+            fd = self._fds.get(number)
+            if fd is None:
+                fd = self._fds[number] = os.open(self._packs[number], os.O_RDONLY)
+            payload = os.pread(fd, length, offset)
+        except OSError:
+            payload = b""
+        if len(payload) != length or _checksum(payload) != checksum:
+            del self.index[key]
+            return None
+        return payload
+
+    def discard(self, key: str) -> None:
+        """Never hand this entry out again; a later put of the key stores it anew."""
+        self.index.pop(key, None)
+
+    def close(self) -> None:
+        """Let go of the open packs; the next use reads the directory again."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self._index, self._packs = None, []
+
+    # -- writing ---------------------------------------------------------------
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> bool:
+        """Store the entries in one new pack; False when the cache cannot be
+        written (the scan goes on)."""
+        if not items:
+            return True
+        self._loaded()  # the packs already there, before this one joins them
+        path = self._write_pack(items)
+        if path is None:
+            return False
+        self._add_pack(path)
+        if len(self._packs) > MAX_PACKS:
+            self._merge_small()
+        return True
+
+    def _write_pack(self, items: Sequence[tuple[str, bytes]]) -> str | None:
+        entries = []
+        offset = len(_PACK_MAGIC)
+        for key, payload in items:
+            entries.append((key, offset, len(payload), _checksum(payload)))
+            offset += len(payload)
+        index = marshal.dumps(tuple(entries))
+        trailer = offset.to_bytes(8, "little") + len(index).to_bytes(8, "little") + _checksum(index) + _PACK_END
+        name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}.pack"
+        path = str(self.directory / name)
+        tmp = f"{self.directory}/.tmp-{name}.part"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                try:
+                    _write_all(fd, b"".join([_PACK_MAGIC, *(payload for _key, payload in items), index, trailer]))
+                finally:
+                    os.close(fd)
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError:
+            return None
+        return path
+
+    def _merge_small(self) -> None:
+        """Merge every pack but the MAX_PACKS // 2 largest into one."""
+        sizes = []
+        for number, path in enumerate(self._packs):
+            try:
+                sizes.append((os.path.getsize(path), number))
+            except OSError:
+                continue
+        small = {number for _size, number in sorted(sizes, reverse=True)[MAX_PACKS // 2:]}
+        items = []
+        for key, (number, _offset, _length, _checksum) in sorted(self.index.items()):
+            if number in small:
+                payload = self.get(key)
+                if payload is not None:
+                    items.append((key, payload))
+        if self._write_pack(items) is None:
+            return
+        merged = [self._packs[number] for number in small]
+        self.close()  # read again: the merged pack instead of the small ones
+        for path in merged:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def _read_pack_index(path: str) -> list[tuple[str, int, int, bytes]] | None:
+    """A pack's entries, or None when its trailer or index does not check out."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size < len(_PACK_MAGIC) + _TRAILER:
+            return None
+        trailer = os.pread(fd, _TRAILER, size - _TRAILER)
+        start, length = int.from_bytes(trailer[:8], "little"), int.from_bytes(trailer[8:16], "little")
+        if trailer[-len(_PACK_END):] != _PACK_END or start + length != size - _TRAILER \
+                or os.pread(fd, len(_PACK_MAGIC), 0) != _PACK_MAGIC:
+            return None
+        index = os.pread(fd, length, start)
+        if _checksum(index) != trailer[16:16 + _DIGEST]:
+            return None
+        entries = marshal.loads(index)
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    finally:
+        os.close(fd)
+    if type(entries) is not tuple or not all(
+            type(e) is tuple and len(e) == 4 and type(e[0]) is str and type(e[1]) is int and type(e[2]) is int
+            and type(e[3]) is bytes and len(_PACK_MAGIC) <= e[1] and e[1] + e[2] <= start for e in entries):
+        return None
+    return list(entries)

@@ -42,6 +42,7 @@ from .extract.runner import (
     StampIndex,
     cache_for,
     extract_all,
+    fact_cache,
     key_sources,
 )
 from .facts import FileFacts
@@ -207,7 +208,7 @@ def _key(sources: list[Source], salted: bytes, options: ScanOptions) -> list[Key
 
 def _extract(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, salted: bytes,
              advance: Callable[[int], None] | None = None) -> tuple[list[FileFacts], ExtractStats]:
-    return extract_all(keyed, rules, options.jobs or os.cpu_count() or 1, cache_for(options.cache_dir), salted,
+    return extract_all(keyed, rules, options.jobs or os.cpu_count() or 1, fact_cache(options.cache_dir), salted,
                        advance)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gfpcheck.cache import Cache, content_key, salt
-from gfpcheck.extract.runner import FACTS, Source, cache_for, extract_all, key_sources
+from gfpcheck.cache import MAX_PACKS, Cache, PackCache, content_key, salt
+from gfpcheck.extract.runner import FACTS, Source, extract_all, fact_cache, key_sources
 from gfpcheck.pipeline import RESULTS, ScanOptions, scan
 
 SALT = salt("test")
@@ -54,6 +54,76 @@ def test_unwritable_cache_is_not_an_error(tmp_path):
     assert cache.get("ef" * 20) is None
 
 
+KEYS = [f"{i:02x}" * 20 for i in range(3)]
+
+
+def test_pack_holds_many_entries_in_one_file(tmp_path):
+    cache = PackCache(tmp_path, "facts")
+    assert cache.get(KEYS[0]) is None
+    assert cache.put_many([(key, key.encode() * 3) for key in KEYS])
+    assert [p.relative_to(tmp_path).parent.as_posix() for p in tmp_path.rglob("*") if p.is_file()] == ["facts"]
+    assert entries(tmp_path)[0].suffix == ".pack"
+    again = PackCache(tmp_path, "facts")  # another scan, reading what this one wrote
+    assert [again.get(key) for key in KEYS] == [key.encode() * 3 for key in KEYS]
+    assert again.get("ff" * 20) is None
+
+
+@pytest.mark.parametrize("damage", [
+    lambda blob: blob[: len(blob) // 2],  # truncated
+    lambda blob: blob[:-20] + bytes([blob[-20] ^ 1]) + blob[-19:],  # the trailer's checksum of the index
+    lambda blob: blob[:-60] + bytes([blob[-60] ^ 1]) + blob[-59:],  # the index
+    lambda blob: b"not a pack at all",  # foreign
+    lambda blob: b"",  # empty
+])
+def test_damaged_pack_is_a_miss_and_is_removed(tmp_path, damage):
+    PackCache(tmp_path, "facts").put_many([(key, b"x" * 100) for key in KEYS])
+    [path] = entries(tmp_path)
+    path.write_bytes(damage(path.read_bytes()))
+    cache = PackCache(tmp_path, "facts")
+    assert [cache.get(key) for key in KEYS] == [None] * 3
+    assert not path.exists()
+
+
+def test_damaged_entry_in_a_pack_is_a_miss_and_the_others_are_kept(tmp_path):
+    PackCache(tmp_path, "facts").put_many([(key, key.encode()) for key in KEYS])
+    [path] = entries(tmp_path)
+    blob = bytearray(path.read_bytes())
+    at = blob.index(KEYS[1].encode())
+    blob[at] ^= 1
+    path.write_bytes(bytes(blob))
+    cache = PackCache(tmp_path, "facts")
+    assert [cache.get(key) for key in KEYS] == [KEYS[0].encode(), None, KEYS[2].encode()]
+    assert cache.put_many([(KEYS[1], KEYS[1].encode())])  # rebuilt: a later pack holds it
+    assert PackCache(tmp_path, "facts").get(KEYS[1]) == KEYS[1].encode()
+
+
+def test_pack_being_written_is_not_read(tmp_path):
+    PackCache(tmp_path, "facts").put_many([(KEYS[0], b"whole")])
+    [path] = entries(tmp_path)
+    (path.parent / f".tmp-{path.name}").write_bytes(path.read_bytes()[:10])
+    cache = PackCache(tmp_path, "facts")
+    assert cache.get(KEYS[0]) == b"whole"
+    assert len(list(path.parent.iterdir())) == 2  # the other writer's file is left alone
+
+
+def test_unwritable_pack_cache_is_not_an_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory should be")
+    cache = PackCache(blocker, "facts")
+    assert cache.put_many([(KEYS[0], b"x")]) is False
+    assert cache.get(KEYS[0]) is None
+
+
+def test_many_small_packs_are_merged_and_nothing_is_lost(tmp_path):
+    cache = PackCache(tmp_path, "facts")
+    keys = [f"{i:04x}" * 10 for i in range(MAX_PACKS + 1)]
+    for key in keys:
+        assert cache.put_many([(key, key.encode())])
+    assert len(entries(tmp_path)) <= MAX_PACKS // 2 + 1
+    again = PackCache(tmp_path, "facts")
+    assert [again.get(key) for key in keys] == [key.encode() for key in keys]
+
+
 def test_key_depends_on_path_content_and_salt():
     base = content_key("a.c", b"int x;", SALT)
     assert base == content_key("a.c", b"int x;", SALT)
@@ -80,7 +150,7 @@ def cached_tree(tmp_path, rules):
     tree = tmp_path / "tree"
     tree.mkdir()
     sources = write_tree(tree, TREE)
-    cache = cache_for(tmp_path / "cache")
+    cache = fact_cache(tmp_path / "cache")
 
     def extract(jobs: int = 1):
         return extract_all(key_sources(sources, SALT), rules, jobs, cache, SALT)
@@ -92,6 +162,7 @@ def test_second_run_reuses_every_file_and_an_edit_reextracts_only_that_file(cach
     tree, extract = cached_tree
     cold, cold_stats = extract()
     assert (cold_stats.reused, cold_stats.extracted) == (0, 3)
+    assert len(entries(tree.parent / "cache" / FACTS)) == 1  # one pack for the three files
     warm, warm_stats = extract(jobs=2)
     assert (warm_stats.reused, warm_stats.extracted) == (3, 0)
     assert warm == cold
@@ -117,7 +188,7 @@ def test_unreadable_file_becomes_a_degraded_result(tmp_path, rules):
     sources = write_tree(tree, {"a.c": "int f(void) { return 0; }\n"})
     (tree / "gone.c").mkdir()  # reading a directory fails like an unreadable file
     sources.append(Source("gone.c", str(tree / "gone.c")))
-    facts, _ = extract_all(key_sources(sources, SALT), rules, 1, cache_for(tmp_path / "cache"), SALT)
+    facts, _ = extract_all(key_sources(sources, SALT), rules, 1, fact_cache(tmp_path / "cache"), SALT)
     assert [f.path for f in facts] == ["a.c", "gone.c"]
     assert facts[0].problem == "" and [fn.name for fn in facts[0].functions] == ["f"]
     assert facts[1].problem.startswith("unreadable")

@@ -4,9 +4,9 @@ else in a process pool (or serially); results in the order given.
 The parent reads each file once to key it by content, or takes the key from
 the stamp index when the file's stamp is the one recorded with it; cached
 facts are read and decoded there, and only the files the cache lacks go to
-the workers, which read the file again, extract it, store the result under
-its key and hand back encoded facts (bytes: small and cheap to send and
-decode).
+the workers, which read the file again, extract it and hand back encoded
+facts (bytes: small and cheap to send and decode).  The parent stores them,
+a pack of many files at a time.
 Whatever order workers finish in, results are placed by index, so output
 never depends on scheduling.
 """
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import Cache, combined_key, content_key
+from ..cache import Cache, PackCache, combined_key, content_key
 from ..facts import FileFacts, decode, empty_facts, encode
 from ..ruleset import Ruleset
 from . import extract_file
@@ -142,12 +142,11 @@ class _Worker:
     """What every task of one run shares; set once per process."""
 
     rules: Ruleset | None = None
-    cache: Cache | None = None
     salted: bytes = b""
 
 
-def _init_worker(rules: Ruleset, cache: Cache | None, salted: bytes, quiet_signals: bool) -> None:
-    _Worker.rules, _Worker.cache, _Worker.salted = rules, cache, salted
+def _init_worker(rules: Ruleset, salted: bytes, quiet_signals: bool) -> None:
+    _Worker.rules, _Worker.salted = rules, salted
     if quiet_signals:
         import gc
         import signal
@@ -156,22 +155,26 @@ def _init_worker(rules: Ruleset, cache: Cache | None, salted: bytes, quiet_signa
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
 
 
-def _task(job: tuple[int, str, str, bytes | None, str]) -> tuple[int, bytes]:
+def _task(job: tuple[int, str, str, bytes | None, str]) -> tuple[int, bytes, bool]:
+    """(index, encoded facts, whether they may be stored under the job's key)."""
     index, path, location, data, key = job
     if data is None:
         data, problem = read_source(location)
         if data is None:
-            return index, encode(empty_facts(path, problem))
+            return index, encode(empty_facts(path, problem)), False
     assert _Worker.rules is not None
     blob = extract_one(path, data, _Worker.rules)
     # Store only what was extracted from the content that was keyed: a file
     # edited since it was keyed must not leave facts under the old key.
-    if _Worker.cache is not None and key and content_key(path, data, _Worker.salted) == key:
-        _Worker.cache.put(key, blob)
-    return index, blob
+    return index, blob, bool(key) and content_key(path, data, _Worker.salted) == key
 
 
-def extract_all(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: Cache | None, salted: bytes,
+# Extracted facts are stored a pack at a time, once this many bytes are waiting
+# (and at the end): an interrupted scan keeps what earlier packs hold.
+PACK_BYTES = 64 << 20
+
+
+def extract_all(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: PackCache | None, salted: bytes,
                 progress: Callable[[int], None] | None = None) -> tuple[list[FileFacts], ExtractStats]:
     """Facts for each keyed source, in the order given."""
     advance = progress or (lambda n: None)
@@ -192,13 +195,26 @@ def extract_all(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: C
             continue
         tasks.append((index, source.path, source.location, source.data, item.key))
     stats.extracted = len(tasks)
-    for index, blob in _run(tasks, rules, processes, cache, salted):
-        results[index] = decode(blob)  # while the workers go on with the next files
-        advance(1)
+    pending: list[tuple[str, bytes]] = []
+    waiting = 0
+    try:
+        for index, blob, store in _run(tasks, rules, processes, salted):
+            results[index] = decode(blob)  # while the workers go on with the next files
+            advance(1)
+            if store and cache is not None:
+                pending.append((keyed[index].key, blob))
+                waiting += len(blob)
+                if waiting >= PACK_BYTES:
+                    cache.put_many(pending)
+                    pending, waiting = [], 0
+    finally:
+        if cache is not None:
+            cache.put_many(pending)  # on Ctrl-C too: what was extracted is kept
+            cache.close()
     return [facts for facts in results if facts is not None], stats
 
 
-def _cached(cache: Cache | None, key: str) -> FileFacts | None:
+def _cached(cache: PackCache | None, key: str) -> FileFacts | None:
     if cache is None or not key:
         return None
     blob = cache.get(key)
@@ -211,17 +227,16 @@ def _cached(cache: Cache | None, key: str) -> FileFacts | None:
         return None
 
 
-def _run(tasks: list, rules: Ruleset, processes: int, cache: Cache | None,
-         salted: bytes) -> Iterable[tuple[int, bytes]]:
+def _run(tasks: list, rules: Ruleset, processes: int, salted: bytes) -> Iterable[tuple[int, bytes, bool]]:
     if processes <= 1 or len(tasks) < 2:
-        _init_worker(rules, cache, salted, quiet_signals=False)
+        _init_worker(rules, salted, quiet_signals=False)
         for task in tasks:
             yield _task(task)
         return
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     chunk = max(1, min(64, len(tasks) // (processes * 16) or 1))
     pool = context.Pool(min(processes, len(tasks)), initializer=_init_worker,
-                        initargs=(rules, cache, salted, True))
+                        initargs=(rules, salted, True))
     try:
         yield from pool.imap_unordered(_task, tasks, chunksize=chunk)
         pool.close()
@@ -230,5 +245,9 @@ def _run(tasks: list, rules: Ruleset, processes: int, cache: Cache | None,
         pool.join()
 
 
-def cache_for(directory: Path | None, kind: str = FACTS) -> Cache | None:
+def fact_cache(directory: Path | None) -> PackCache | None:
+    return PackCache(directory, FACTS) if directory is not None else None
+
+
+def cache_for(directory: Path | None, kind: str) -> Cache | None:
     return Cache(directory, kind) if directory is not None else None
