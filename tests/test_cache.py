@@ -172,6 +172,24 @@ def test_second_run_reuses_every_file_and_an_edit_reextracts_only_that_file(cach
     assert [f.name for f in edited[2].functions] == ["c", "d"]
 
 
+def test_interrupted_extraction_keeps_the_files_already_extracted(tmp_path, rules):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    sources = write_tree(tree, TREE)
+    cache = fact_cache(tmp_path / "cache")
+    done = []
+
+    def interrupt_after_two(n: int) -> None:
+        done.append(n)
+        if len(done) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_all(key_sources(sources, SALT), rules, 1, cache, SALT, interrupt_after_two)
+    _, stats = extract_all(key_sources(sources, SALT), rules, 1, cache, SALT)
+    assert (stats.reused, stats.extracted) == (2, 1)
+
+
 def test_corrupt_fact_entry_is_rebuilt_with_the_same_facts(tmp_path, cached_tree):
     _, extract = cached_tree
     cold, _ = extract()

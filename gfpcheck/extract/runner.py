@@ -200,13 +200,13 @@ def extract_all(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: P
     try:
         for index, blob, store in _run(tasks, rules, processes, salted):
             results[index] = decode(blob)  # while the workers go on with the next files
-            advance(1)
             if store and cache is not None:
                 pending.append((keyed[index].key, blob))
                 waiting += len(blob)
                 if waiting >= PACK_BYTES:
                     cache.put_many(pending)
                     pending, waiting = [], 0
+            advance(1)
     finally:
         if cache is not None:
             cache.put_many(pending)  # on Ctrl-C too: what was extracted is kept
