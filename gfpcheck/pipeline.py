@@ -43,6 +43,7 @@ from .extract.runner import (
     cache_for,
     extract_all,
     fact_cache,
+    key_in_workers,
     key_sources,
 )
 from .facts import FileFacts
@@ -120,14 +121,14 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     def lap(stage: str) -> None:
         nonlocal clock
         now = time.perf_counter()
-        seconds[stage] = round(now - clock, 3)
+        seconds[stage] = round(seconds.get(stage, 0) + now - clock, 3)
         clock = now
 
     rules = rules or load_rules(options.rules_dirs)
     sources, skipped = scan_sources(options)
     lap("discover")
     salted = facts_salt(rules)
-    keyed = _key(sources, salted, options)
+    keyed, fresh, started = _key(sources, salted, options, rules, progress, lap)
     results = cache_for(options.cache_dir, RESULTS)
     # Findings depend on all of gfpcheck's code, facts only on the extractor's.
     result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed],
@@ -136,10 +137,13 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     stored = _load_result(results, result_key)
     analysis = None
     if stored is not None:
+        if started:
+            progress.done()
         every, stats, degraded = stored
-        stats = replace(stats, cache={"result_reused": 1, "facts_reused": len(keyed), "files_extracted": 0})
+        stats = replace(stats, cache={"result_reused": 1, "facts_reused": len(keyed) - len(fresh),
+                                      "files_extracted": len(fresh)})
     else:
-        every, stats, degraded, analysis = _analyse(keyed, rules, options, progress, salted, lap)
+        every, stats, degraded, analysis = _analyse(keyed, fresh, started, rules, options, progress, salted, lap)
         if results is not None:
             results.put(result_key, _dump_result(every, stats, degraded))
     floor = CONFIDENCE_ORDER[options.min_confidence]
@@ -195,28 +199,50 @@ def tree_facts(options: ScanOptions, rules: Ruleset | None = None) -> list[FileF
     (for measurements and tools that look at what was extracted)."""
     rules = rules or load_rules(options.rules_dirs)
     salted = facts_salt(rules)
-    return _extract(_key(scan_sources(options)[0], salted, options), rules, options, salted)[0]
+    keyed, fresh, _ = _key(scan_sources(options)[0], salted, options, rules, Progress(), lambda stage: None)
+    return _extract(keyed, fresh, rules, options, salted)[0]
 
 
-def _key(sources: list[Source], salted: bytes, options: ScanOptions) -> list[Keyed]:
-    """Every source keyed, through the tree's stamp index when there is a cache."""
+# With this many files to read for their keys (a cold scan, a tree checked out
+# anew), the workers key them as they read them to extract.
+DEFER_KEYS_AT = 256
+
+
+def _key(sources: list[Source], salted: bytes, options: ScanOptions, rules: Ruleset, progress: Progress,
+         lap: Callable[[str], None]) -> tuple[list[Keyed], dict[int, FileFacts], bool]:
+    """Every source keyed, through the tree's stamp index when there is a cache;
+    the facts extracted by the workers that keyed files (see key_in_workers);
+    whether that started the extraction's progress."""
     index = StampIndex(cache_for(options.cache_dir, STAMPS), os.path.realpath(options.root), salted)
-    keyed = key_sources(sources, salted, index.known)
+    keyed = key_sources(sources, salted, index.known, defer_at=DEFER_KEYS_AT)
+    lap("key")
+    fresh: dict[int, FileFacts] = {}
+    started = any(not k.key and not k.problem for k in keyed)
+    if started:
+        progress.start("extract", len(keyed))
+        fresh = key_in_workers(keyed, rules, _processes(options), fact_cache(options.cache_dir), salted,
+                               progress.advance)
+        lap("extract")
     index.update(keyed)
-    return keyed
+    return keyed, fresh, started
 
 
-def _extract(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, salted: bytes,
+def _processes(options: ScanOptions) -> int:
+    return options.jobs or os.cpu_count() or 1
+
+
+def _extract(keyed: list[Keyed], fresh: dict[int, FileFacts], rules: Ruleset, options: ScanOptions, salted: bytes,
              advance: Callable[[int], None] | None = None) -> tuple[list[FileFacts], ExtractStats]:
-    return extract_all(keyed, rules, options.jobs or os.cpu_count() or 1, fact_cache(options.cache_dir), salted,
-                       advance)
+    return extract_all(keyed, rules, _processes(options), fact_cache(options.cache_dir), salted, advance, fresh)
 
 
-def _analyse(keyed: list[Keyed], rules: Ruleset, options: ScanOptions, progress: Progress, salted: bytes,
+def _analyse(keyed: list[Keyed], fresh: dict[int, FileFacts], started: bool, rules: Ruleset, options: ScanOptions,
+             progress: Progress, salted: bytes,
              lap: Callable[[str], None]) -> tuple[list[Finding], Stats, tuple[Skipped, ...], Analysis]:
     """Every finding of the tree, whatever its confidence, the tree's figures, and the analysis."""
-    progress.start("extract", len(keyed))
-    facts, extracted = _extract(keyed, rules, options, salted, progress.advance)
+    if not started:
+        progress.start("extract", len(keyed))
+    facts, extracted = _extract(keyed, fresh, rules, options, salted, progress.advance)
     progress.done()
     lap("extract")
     program = link(facts, rules)

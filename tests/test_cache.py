@@ -360,3 +360,49 @@ def test_scanning_part_of_a_tree_keeps_the_rest_of_its_stamp_index(tmp_path, rul
     read = counting_reads(monkeypatch)
     whole = scan(options(root, cache, jobs=1), rules=rules)
     assert read == [] and whole.stats.files == 11
+
+
+def test_many_unkeyed_files_are_keyed_by_the_workers_that_read_them(tmp_path, rules, monkeypatch):
+    from gfpcheck import pipeline
+    from gfpcheck.extract import runner
+
+    monkeypatch.setattr(runner, "SETTLED_NS", 0)
+    root = tmp_path / "tree"
+    shutil.copytree(SEED, root)
+    reference = scan(options(root, None, jobs=1), rules=rules)
+    monkeypatch.setattr(pipeline, "DEFER_KEYS_AT", 1)  # as for a whole tree never scanned
+    cache = tmp_path / "cache"
+    read = counting_reads(monkeypatch)
+    cold = scan(options(root, cache, jobs=1), rules=rules)
+    assert sorted(read) == sorted(set(read)) and len(read) == cold.stats.files  # each file read once
+    assert cold.findings == reference.findings and cold.stats.cache["files_extracted"] == cold.stats.files
+    assert scan(options(root, cache, jobs=2), rules=rules).stats.cache["result_reused"] == 1
+
+    # Every file's stamp changes, no content does (a tree checked out anew): keyed
+    # again in the workers, nothing extracted, and the stored result is reused.
+    for path in root.rglob("*.[ch]"):
+        os.utime(path)
+    read.clear()
+    again = scan(options(root, cache, jobs=2), rules=rules)
+    assert again.stats.cache == {"result_reused": 1, "facts_reused": again.stats.files, "files_extracted": 0}
+    assert again.findings == reference.findings
+
+
+def test_unreadable_file_keyed_in_a_worker_is_degraded(tmp_path, rules, monkeypatch):
+    from gfpcheck import pipeline
+
+    monkeypatch.setattr(pipeline, "DEFER_KEYS_AT", 1)
+    root = tmp_path / "tree"
+    root.mkdir()
+    write_tree(root, {"a.c": "int f(void) { return 0; }\n", "secret.c": "int s(void) { return 0; }\n"})
+    real_open = open
+
+    def guarded(path, *args, **kwargs):
+        if str(path).endswith("secret.c"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", guarded)
+    result = scan(options(root, tmp_path / "cache", jobs=1), rules=rules)
+    assert [(d.path, d.reason) for d in result.degraded] == [("secret.c", "unreadable: Permission denied")]
+    assert result.stats.cache["files_extracted"] == 1

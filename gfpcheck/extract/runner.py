@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,22 +64,33 @@ def read_source(location: str) -> tuple[bytes | None, str]:
         return None, f"unreadable: {exc.strerror or exc}"
 
 
-def key_sources(sources: Sequence[Source], salted: bytes, known: dict[str, tuple] | None = None) -> list[Keyed]:
+def key_sources(sources: Sequence[Source], salted: bytes, known: dict[str, tuple] | None = None,
+                defer_at: int | None = None) -> list[Keyed]:
     """Key each source by its path and content: read and hashed, or taken from
-    `known` (path -> (stamp, key), see StampIndex) when its stamp is the same."""
+    `known` (path -> (stamp, key), see StampIndex) when its stamp is the same.
+    When at least `defer_at` files on disk need reading, they are left unkeyed
+    for `key_in_workers`, which reads each once instead of twice."""
     known = known or {}
     out = []
+    unknown = []
     for source in sources:
         if source.data is None and source.stamp is not None:
             entry = known.get(source.path)
             if entry is not None and entry[0] == source.stamp:
                 out.append(Keyed(source, key=entry[1]))
                 continue
+        out.append(Keyed(source))
+        unknown.append(out[-1])
+    defer = defer_at is not None and sum(1 for k in unknown if k.source.data is None) >= defer_at
+    for item in unknown:
+        source = item.source
+        if defer and source.data is None:
+            continue
         data, problem = (source.data, "") if source.data is not None else read_source(source.location)
         if data is None:
-            out.append(Keyed(source, problem=problem))
+            item.problem = problem
         else:
-            out.append(Keyed(source, key=content_key(source.path, data, salted)))
+            item.key = content_key(source.path, data, salted)
     return out
 
 
@@ -143,10 +155,11 @@ class _Worker:
 
     rules: Ruleset | None = None
     salted: bytes = b""
+    known: frozenset[str] = frozenset()  # keys the fact cache holds, for the tasks that key
 
 
-def _init_worker(rules: Ruleset, salted: bytes, quiet_signals: bool) -> None:
-    _Worker.rules, _Worker.salted = rules, salted
+def _init_worker(rules: Ruleset, salted: bytes, known: frozenset[str], quiet_signals: bool) -> None:
+    _Worker.rules, _Worker.salted, _Worker.known = rules, salted, known
     if quiet_signals:
         import gc
         import signal
@@ -155,18 +168,27 @@ def _init_worker(rules: Ruleset, salted: bytes, quiet_signals: bool) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
 
 
-def _task(job: tuple[int, str, str, bytes | None, str]) -> tuple[int, bytes, bool]:
-    """(index, encoded facts, whether they may be stored under the job's key)."""
+def _task(job: tuple[int, str, str, bytes | None, str]) -> tuple[int, str, bytes | None, bool]:
+    """(index, key, encoded facts, whether they may be stored under the key).
+    A job without a key is keyed here, and not extracted when the cache holds
+    the key (no facts come back); an unreadable file comes back without a key."""
     index, path, location, data, key = job
     if data is None:
         data, problem = read_source(location)
         if data is None:
-            return index, encode(empty_facts(path, problem)), False
+            return index, "", encode(empty_facts(path, problem)), False
+    salted = _Worker.salted
+    if not key:
+        key = content_key(path, data, salted)
+        if key in _Worker.known:
+            return index, key, None, False
+        store = True
+    else:
+        # Store only what was extracted from the content that was keyed: a file
+        # edited since it was keyed must not leave facts under the old key.
+        store = content_key(path, data, salted) == key
     assert _Worker.rules is not None
-    blob = extract_one(path, data, _Worker.rules)
-    # Store only what was extracted from the content that was keyed: a file
-    # edited since it was keyed must not leave facts under the old key.
-    return index, blob, bool(key) and content_key(path, data, _Worker.salted) == key
+    return index, key, extract_one(path, data, _Worker.rules), store
 
 
 # Extracted facts are stored a pack at a time, once this many bytes are waiting
@@ -174,15 +196,54 @@ def _task(job: tuple[int, str, str, bytes | None, str]) -> tuple[int, bytes, boo
 PACK_BYTES = 64 << 20
 
 
-def extract_all(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: PackCache | None, salted: bytes,
-                progress: Callable[[int], None] | None = None) -> tuple[list[FileFacts], ExtractStats]:
-    """Facts for each keyed source, in the order given."""
+def key_in_workers(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: PackCache | None,
+                   salted: bytes, progress: Callable[[int], None] | None = None) -> dict[int, FileFacts]:
+    """Key the sources `key_sources` left unkeyed, in the workers that read them
+    anyway, extracting there those the cache lacks.  Fills in each one's key
+    (or problem) and returns the facts extracted, by index (for extract_all)."""
     advance = progress or (lambda n: None)
+    tasks = [(index, item.source.path, item.source.location, None, "")
+             for index, item in enumerate(keyed) if not item.key and not item.problem]
+    fresh: dict[int, FileFacts] = {}
+    try:
+        with closing(_run_and_store(tasks, rules, processes, cache, salted)) as done:
+            for index, key, facts in done:
+                keyed[index].key = key
+                if facts is not None:
+                    fresh[index] = facts
+                    keyed[index].problem = facts.problem if not key else ""
+                    advance(1)
+    finally:
+        if cache is not None:
+            cache.close()
+    return fresh
+
+
+def extract_all(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: PackCache | None, salted: bytes,
+                progress: Callable[[int], None] | None = None,
+                fresh: dict[int, FileFacts] | None = None) -> tuple[list[FileFacts], ExtractStats]:
+    """Facts for each keyed source, in the order given; `fresh` holds those
+    key_in_workers extracted already."""
+    advance = progress or (lambda n: None)
+    try:
+        return _extract_all(keyed, rules, processes, cache, salted, advance, fresh or {})
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _extract_all(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: PackCache | None, salted: bytes,
+                 advance: Callable[[int], None], fresh: dict[int, FileFacts]) -> tuple[list[FileFacts], ExtractStats]:
     stats = ExtractStats()
     results: list[FileFacts | None] = [None] * len(keyed)
     tasks = []
     for index, item in enumerate(keyed):
         source = item.source
+        facts = fresh.get(index)
+        if facts is not None:
+            results[index] = facts
+            stats.extracted += not item.problem
+            continue
         if item.problem:
             results[index] = empty_facts(source.path, item.problem)
             advance(1)
@@ -194,24 +255,37 @@ def extract_all(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache: P
             advance(1)
             continue
         tasks.append((index, source.path, source.location, source.data, item.key))
-    stats.extracted = len(tasks)
+    stats.extracted += len(tasks)
+    # closed at once on Ctrl-C too: the workers stop and what was extracted is stored
+    with closing(_run_and_store(tasks, rules, processes, cache, salted)) as done:
+        for index, _key, facts in done:
+            results[index] = facts
+            advance(1)
+    return [facts for facts in results if facts is not None], stats
+
+
+def _run_and_store(tasks: list, rules: Ruleset, processes: int, cache: PackCache | None,
+                   salted: bytes) -> Iterable[tuple[int, str, FileFacts | None]]:
+    """(index, key, facts or None when the cache holds them) of each task, as
+    they come; what was extracted is stored, a pack at a time."""
+    if not tasks:
+        return
+    known = frozenset(cache.index) if cache is not None and any(not task[4] for task in tasks) else frozenset()
     pending: list[tuple[str, bytes]] = []
     waiting = 0
     try:
-        for index, blob, store in _run(tasks, rules, processes, salted):
-            results[index] = decode(blob)  # while the workers go on with the next files
+        for index, key, blob, store in _run(tasks, rules, processes, salted, known):
+            facts = decode(blob) if blob is not None else None  # while the workers go on with the next files
             if store and cache is not None:
-                pending.append((keyed[index].key, blob))
+                pending.append((key, blob))
                 waiting += len(blob)
                 if waiting >= PACK_BYTES:
                     cache.put_many(pending)
                     pending, waiting = [], 0
-            advance(1)
+            yield index, key, facts
     finally:
         if cache is not None:
             cache.put_many(pending)  # on Ctrl-C too: what was extracted is kept
-            cache.close()
-    return [facts for facts in results if facts is not None], stats
 
 
 def _cached(cache: PackCache | None, key: str) -> FileFacts | None:
@@ -227,16 +301,17 @@ def _cached(cache: PackCache | None, key: str) -> FileFacts | None:
         return None
 
 
-def _run(tasks: list, rules: Ruleset, processes: int, salted: bytes) -> Iterable[tuple[int, bytes, bool]]:
+def _run(tasks: list, rules: Ruleset, processes: int, salted: bytes,
+         known: frozenset[str]) -> Iterable[tuple[int, str, bytes | None, bool]]:
     if processes <= 1 or len(tasks) < 2:
-        _init_worker(rules, salted, quiet_signals=False)
+        _init_worker(rules, salted, known, quiet_signals=False)
         for task in tasks:
             yield _task(task)
         return
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     chunk = max(1, min(64, len(tasks) // (processes * 16) or 1))
     pool = context.Pool(min(processes, len(tasks)), initializer=_init_worker,
-                        initargs=(rules, salted, True))
+                        initargs=(rules, salted, known, True))
     try:
         yield from pool.imap_unordered(_task, tasks, chunksize=chunk)
         pool.close()
