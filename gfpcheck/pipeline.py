@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from . import __version__
 from .cache import Cache, code_digest, combined_key, salt
@@ -128,7 +129,8 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     sources, skipped = scan_sources(options)
     lap("discover")
     salted = facts_salt(rules)
-    keyed, fresh, started = _key(sources, salted, options, rules, progress, lap)
+    tree = _key(sources, salted, options, rules, progress, lap)
+    keyed = tree.keyed
     results = cache_for(options.cache_dir, RESULTS)
     # Findings depend on all of gfpcheck's code, facts only on the extractor's.
     result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed],
@@ -137,13 +139,13 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     stored = _load_result(results, result_key)
     analysis = None
     if stored is not None:
-        if started:
+        if tree.started:
             progress.done()
         every, stats, degraded = stored
-        stats = replace(stats, cache={"result_reused": 1, "facts_reused": len(keyed) - len(fresh),
-                                      "files_extracted": len(fresh)})
+        stats = replace(stats, cache={"result_reused": 1, "facts_reused": len(keyed) - len(tree.fresh),
+                                      "files_extracted": len(tree.fresh)})
     else:
-        every, stats, degraded, analysis = _analyse(keyed, fresh, started, rules, options, progress, salted, lap)
+        every, stats, degraded, analysis = _analyse(tree, rules, options, progress, salted, lap)
         if results is not None:
             results.put(result_key, _dump_result(every, stats, degraded))
     floor = CONFIDENCE_ORDER[options.min_confidence]
@@ -199,8 +201,8 @@ def tree_facts(options: ScanOptions, rules: Ruleset | None = None) -> list[FileF
     (for measurements and tools that look at what was extracted)."""
     rules = rules or load_rules(options.rules_dirs)
     salted = facts_salt(rules)
-    keyed, fresh, _ = _key(scan_sources(options)[0], salted, options, rules, Progress(), lambda stage: None)
-    return _extract(keyed, fresh, rules, options, salted)[0]
+    return _extract(_key(scan_sources(options)[0], salted, options, rules, Progress(), lambda stage: None),
+                    rules, options, salted)[0]
 
 
 # With this many files to read for their keys (a cold scan, a tree checked out
@@ -208,11 +210,15 @@ def tree_facts(options: ScanOptions, rules: Ruleset | None = None) -> list[FileF
 DEFER_KEYS_AT = 256
 
 
+class _KeyedTree(NamedTuple):
+    keyed: list[Keyed]  # every source with its key, or the reason it cannot be read
+    fresh: dict[int, FileFacts]  # facts extracted while keying, by index (see key_in_workers)
+    started: bool  # whether keying started the extraction's progress
+
+
 def _key(sources: list[Source], salted: bytes, options: ScanOptions, rules: Ruleset, progress: Progress,
-         lap: Callable[[str], None]) -> tuple[list[Keyed], dict[int, FileFacts], bool]:
-    """Every source keyed, through the tree's stamp index when there is a cache;
-    the facts extracted by the workers that keyed files (see key_in_workers);
-    whether that started the extraction's progress."""
+         lap: Callable[[str], None]) -> _KeyedTree:
+    """Every source keyed, through the tree's stamp index when there is a cache."""
     index = StampIndex(cache_for(options.cache_dir, STAMPS), os.path.realpath(options.root), salted)
     keyed = key_sources(sources, salted, index.known, defer_at=DEFER_KEYS_AT)
     lap("key")
@@ -224,25 +230,26 @@ def _key(sources: list[Source], salted: bytes, options: ScanOptions, rules: Rule
                                progress.advance)
         lap("extract")
     index.update(keyed)
-    return keyed, fresh, started
+    return _KeyedTree(keyed, fresh, started)
 
 
 def _processes(options: ScanOptions) -> int:
     return options.jobs or os.cpu_count() or 1
 
 
-def _extract(keyed: list[Keyed], fresh: dict[int, FileFacts], rules: Ruleset, options: ScanOptions, salted: bytes,
+def _extract(tree: _KeyedTree, rules: Ruleset, options: ScanOptions, salted: bytes,
              advance: Callable[[int], None] | None = None) -> tuple[list[FileFacts], ExtractStats]:
-    return extract_all(keyed, rules, _processes(options), fact_cache(options.cache_dir), salted, advance, fresh)
+    return extract_all(tree.keyed, rules, _processes(options), fact_cache(options.cache_dir), salted, advance,
+                       tree.fresh)
 
 
-def _analyse(keyed: list[Keyed], fresh: dict[int, FileFacts], started: bool, rules: Ruleset, options: ScanOptions,
-             progress: Progress, salted: bytes,
+def _analyse(tree: _KeyedTree, rules: Ruleset, options: ScanOptions, progress: Progress, salted: bytes,
              lap: Callable[[str], None]) -> tuple[list[Finding], Stats, tuple[Skipped, ...], Analysis]:
     """Every finding of the tree, whatever its confidence, the tree's figures, and the analysis."""
-    if not started:
+    keyed = tree.keyed
+    if not tree.started:
         progress.start("extract", len(keyed))
-    facts, extracted = _extract(keyed, fresh, rules, options, salted, progress.advance)
+    facts, extracted = _extract(tree, rules, options, salted, progress.advance)
     progress.done()
     lap("extract")
     program = link(facts, rules)
