@@ -1,14 +1,16 @@
 """Extract every file: from the fact cache where its content was seen before,
 else in a process pool (or serially); results in the order given.
 
-The parent reads each file once to key it by content, or takes the key from
-the stamp index when the file's stamp is the one recorded with it; cached
-facts are read and decoded there, and only the files the cache lacks go to
-the workers, which read the file again, extract it and hand back encoded
-facts (bytes: small and cheap to send and decode).  The parent stores them,
-a pack of many files at a time.
-Whatever order workers finish in, results are placed by index, so output
-never depends on scheduling.
+Each file is keyed by its content, or by the key the stamp index recorded
+with its stamp.  When only a few files need reading for their keys, the
+parent reads and hashes them, and the stored result of a whole scan can be
+found before anything else is done; when many do (a cold scan), the workers
+key them as they read them to extract.  Cached facts are read and decoded in
+the parent; only the files the cache lacks are extracted, in the workers,
+which hand back encoded facts (bytes: small and cheap to send and decode).
+The parent stores them, a pack of many files at a time.  Whatever order
+workers finish in, results are placed by index, so output never depends on
+scheduling.
 """
 
 from __future__ import annotations
@@ -274,15 +276,16 @@ def _run_and_store(tasks: list, rules: Ruleset, processes: int, cache: PackCache
     pending: list[tuple[str, bytes]] = []
     waiting = 0
     try:
-        for index, key, blob, store in _run(tasks, rules, processes, salted, known):
-            facts = decode(blob) if blob is not None else None  # while the workers go on with the next files
-            if store and cache is not None:
-                pending.append((key, blob))
-                waiting += len(blob)
-                if waiting >= PACK_BYTES:
-                    cache.put_many(pending)
-                    pending, waiting = [], 0
-            yield index, key, facts
+        with closing(_run(tasks, rules, processes, salted, known)) as results:
+            for index, key, blob, store in results:
+                facts = decode(blob) if blob is not None else None  # while the workers go on with the next files
+                if store and cache is not None:
+                    pending.append((key, blob))
+                    waiting += len(blob)
+                    if waiting >= PACK_BYTES:
+                        cache.put_many(pending)
+                        pending, waiting = [], 0
+                yield index, key, facts
     finally:
         if cache is not None:
             cache.put_many(pending)  # on Ctrl-C too: what was extracted is kept
