@@ -139,22 +139,28 @@ class Cache:
             if path.parent not in self._made:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._made.add(path.parent)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                try:
-                    _write_all(fd, _MAGIC + _checksum(payload) + payload)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            _write_atomically(tmp, str(path), _MAGIC + _checksum(payload) + payload)
         except OSError:
             return False
         return True
+
+
+def _write_atomically(tmp: str, path: str, data: bytes) -> None:
+    """Write `data` to `tmp` and rename it to `path`; raises OSError, and leaves
+    no temporary file behind whatever goes wrong (Ctrl-C too)."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -183,8 +189,11 @@ def _unwrap(blob: bytes) -> bytes | None:
 _PACK_MAGIC = b"GFPP1\n"
 _PACK_END = b"GFPPEND1"
 _TRAILER = 8 + 8 + _DIGEST + len(_PACK_END)
-# More packs than this and the smaller ones are merged into one.
-MAX_PACKS = 32
+# Packs under SMALL_PACK bytes (those of scans that extracted a few files) are
+# merged into one when there are more than MAX_SMALL_PACKS of them; larger ones
+# are never rewritten.
+SMALL_PACK = 16 << 20
+MAX_SMALL_PACKS = 16
 
 
 class PackCache:
@@ -195,7 +204,8 @@ class PackCache:
     it.  A pack whose trailer or index does not check out is removed; an
     entry whose checksum fails is a miss.  An entry is only ever stored
     under the key of its content, so when two packs hold a key, either will
-    do.  When packs pile up (many small scans), the smaller ones are merged."""
+    do.  When small packs pile up (many scans after small edits), they are
+    merged."""
 
     def __init__(self, directory: Path, kind: str):
         self.directory = directory / kind
@@ -278,8 +288,15 @@ class PackCache:
         if path is None:
             return False
         self._add_pack(path)
-        if len(self._packs) > MAX_PACKS:
-            self._merge_small()
+        small = set()
+        for number, pack in enumerate(self._packs):
+            try:
+                if os.path.getsize(pack) < SMALL_PACK:
+                    small.add(number)
+            except OSError:
+                continue
+        if len(small) > MAX_SMALL_PACKS:
+            self._merge(small)
         return True
 
     def _write_pack(self, items: Sequence[tuple[str, bytes]]) -> str | None:
@@ -295,32 +312,13 @@ class PackCache:
         tmp = f"{self.directory}/.tmp-{name}.part"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                try:
-                    _write_all(fd, b"".join([_PACK_MAGIC, *(payload for _key, payload in items), index, trailer]))
-                finally:
-                    os.close(fd)
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            _write_atomically(tmp, path, b"".join([_PACK_MAGIC, *(payload for _key, payload in items), index, trailer]))
         except OSError:
             return None
         return path
 
-    def _merge_small(self) -> None:
-        """Merge every pack but the MAX_PACKS // 2 largest into one."""
-        sizes = []
-        for number, path in enumerate(self._packs):
-            try:
-                sizes.append((os.path.getsize(path), number))
-            except OSError:
-                continue
-        small = {number for _size, number in sorted(sizes, reverse=True)[MAX_PACKS // 2:]}
+    def _merge(self, small: set[int]) -> None:
+        """Write the entries of these packs into one, and remove them."""
         items = []
         for key, (number, _offset, _length, _checksum) in sorted(self.index.items()):
             if number in small:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gfpcheck.cache import MAX_PACKS, Cache, PackCache, content_key, salt
+from gfpcheck.cache import MAX_SMALL_PACKS, Cache, PackCache, content_key, salt
 from gfpcheck.extract.runner import FACTS, Source, extract_all, fact_cache, key_sources
 from gfpcheck.pipeline import RESULTS, ScanOptions, scan
 
@@ -114,14 +114,20 @@ def test_unwritable_pack_cache_is_not_an_error(tmp_path):
     assert cache.get(KEYS[0]) is None
 
 
-def test_many_small_packs_are_merged_and_nothing_is_lost(tmp_path):
+def test_small_packs_are_merged_large_ones_kept_and_nothing_is_lost(tmp_path, monkeypatch):
+    from gfpcheck import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "SMALL_PACK", 1000)
     cache = PackCache(tmp_path, "facts")
-    keys = [f"{i:04x}" * 10 for i in range(MAX_PACKS + 1)]
+    assert cache.put_many([("ab" * 20, b"x" * 2000)])  # a large pack: a whole tree's, say
+    [large] = entries(tmp_path)
+    keys = [f"{i:04x}" * 10 for i in range(MAX_SMALL_PACKS + 1)]
     for key in keys:
         assert cache.put_many([(key, key.encode())])
-    assert len(entries(tmp_path)) <= MAX_PACKS // 2 + 1
+    assert len(entries(tmp_path)) == 2 and large.exists()  # the small ones became one
     again = PackCache(tmp_path, "facts")
     assert [again.get(key) for key in keys] == [key.encode() for key in keys]
+    assert again.get("ab" * 20) == b"x" * 2000
 
 
 def test_key_depends_on_path_content_and_salt():
