@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from gfpcheck.cli import with_huge_pages
 from gfpcheck.discover import DEFAULT_EXCLUDES
 from gfpcheck.pipeline import ScanOptions, scan_sources, tree_facts
 from gfpcheck.ruleset import load_rules
@@ -302,6 +303,7 @@ def print_tree(version: str, figures: dict) -> None:
 
 
 def main() -> None:
+    with_huge_pages()  # as gfpcheck's console entry does: the floor's parses allocate like the scans
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", action="append", choices=TREES, help="Tree to measure (default: both).")
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)

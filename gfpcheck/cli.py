@@ -4,6 +4,7 @@ to an exit code (0 clean, 1 findings, 2 usage or input error)."""
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,7 +74,36 @@ def run() -> None:
     """The console entry point.  It lets a scan leave without freeing its analysis:
     a whole tree's is tens of millions of objects, which take seconds to free one by
     one and none for the system to reclaim with the process."""
+    with_huge_pages()
     main(obj={"hard_exit": True})
+
+
+# glibc 2.35 and later back the heap with transparent huge pages when this is set
+# as the process starts.  A whole tree's analysis takes gigabytes of new memory,
+# a page fault every 4 KiB without it: about 800,000 in a re-scan of 6.12, where
+# it cut 200,000 faults and 6 of 44 seconds.
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
+
+
+def with_huge_pages() -> None:
+    """Start this command again with HUGE_PAGES among glibc's tunables, unless
+    GLIBC_TUNABLES already says what it wants (it is the user's to set), or this
+    is not Linux with glibc 2.35 or later, or the restart is refused."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if sys.platform != "linux" or "glibc.malloc.hugetlb" in tunables or not sys.executable:
+        return
+    libc, version = platform.libc_ver()
+    try:
+        recent = tuple(int(part) for part in version.split(".")[:2]) >= (2, 35)
+    except ValueError:
+        recent = False
+    if libc != "glibc" or not recent:
+        return
+    environment = {**os.environ, "GLIBC_TUNABLES": ":".join(filter(None, (tunables, HUGE_PAGES)))}
+    try:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
+    except OSError:
+        return  # go on as started
 
 
 def hard_exit() -> bool:

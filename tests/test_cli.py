@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -141,3 +142,60 @@ def test_console_entry_keeps_the_analysis_and_leaves_at_once(monkeypatch):
     assert console.output == library.output and "init_desc" in console.output
     kept, freed = seen["analysis"]
     assert kept is not None and kept.program.stats.functions > 0 and freed is None
+
+
+def recorded_restart(monkeypatch, libc=("glibc", "2.36"), tunables=None, refuse=False) -> list:
+    from gfpcheck import cli
+
+    calls: list = []
+
+    def execve(path, argv, environment):
+        calls.append((path, argv, environment.get("GLIBC_TUNABLES")))
+        if refuse:
+            raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(cli.os, "execve", execve)
+    monkeypatch.setattr(cli.sys, "platform", "linux")
+    monkeypatch.setattr(cli.platform, "libc_ver", lambda: libc)
+    if tunables is None:
+        monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    else:
+        monkeypatch.setenv("GLIBC_TUNABLES", tunables)
+    cli.with_huge_pages()
+    return calls
+
+
+def test_console_entry_restarts_once_with_the_heap_on_huge_pages(monkeypatch):
+    import sys
+
+    [(path, argv, tunables)] = recorded_restart(monkeypatch)
+    assert path == sys.executable and argv == [sys.executable, *sys.orig_argv[1:]]
+    assert tunables == "glibc.malloc.hugetlb=1"
+    [(_, _, kept)] = recorded_restart(monkeypatch, tunables="glibc.malloc.arena_max=2")
+    assert kept == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+
+
+@pytest.mark.parametrize("libc, tunables", [
+    (("glibc", "2.36"), "glibc.malloc.hugetlb=0"),  # the user's own choice, or the restarted process
+    (("glibc", "2.31"), None),  # no such tunable before 2.35
+    (("", ""), None),  # musl and others
+])
+def test_no_restart_where_it_cannot_help_or_was_decided(monkeypatch, libc, tunables):
+    assert recorded_restart(monkeypatch, libc=libc, tunables=tunables) == []
+
+
+def test_a_refused_restart_goes_on_as_started(monkeypatch):
+    assert len(recorded_restart(monkeypatch, refuse=True)) == 1  # and no exception
+
+
+def test_restart_reaches_the_new_process():
+    import platform
+
+    code = ("import os; from gfpcheck.cli import with_huge_pages; with_huge_pages(); "
+            "print(os.environ.get('GLIBC_TUNABLES', ''))")
+    environment = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                          cwd=Path(__file__).resolve().parent.parent, check=True)
+    libc, version = platform.libc_ver()
+    expected = sys.platform == "linux" and libc == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 35)
+    assert done.stdout.strip() == ("glibc.malloc.hugetlb=1" if expected else "")
