@@ -262,7 +262,7 @@ class PackCache:
         except OSError:
             payload = b""
         if len(payload) != length or _checksum(payload) != checksum:
-            del self.index[key]
+            self.discard(key)
             return None
         return payload
 

@@ -213,7 +213,8 @@ def key_in_workers(keyed: Sequence[Keyed], rules: Ruleset, processes: int, cache
                 keyed[index].key = key
                 if facts is not None:
                     fresh[index] = facts
-                    keyed[index].problem = facts.problem if not key else ""
+                    if not key:  # unreadable: the facts say why
+                        keyed[index].problem = facts.problem
                     advance(1)
     finally:
         if cache is not None:
