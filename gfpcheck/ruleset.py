@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .files import read_regular
 from .masks import Mask, MaskAlgebra, MaskSyntaxError
 
 
@@ -149,8 +150,11 @@ class Ruleset:
 
 
 def default_rules_dir() -> Path:
-    """The rules/ directory shipped beside the package in a source checkout."""
-    return Path(__file__).resolve().parent.parent / "rules"
+    """The bundled rules: gfpcheck/rules inside an installed package (the wheel
+    carries them there), else rules/ beside the package in a source checkout."""
+    package = Path(__file__).resolve().parent
+    installed = package / "rules"
+    return installed if installed.is_dir() else package.parent / "rules"
 
 
 def _schema() -> dict[str, Any]:
@@ -166,12 +170,17 @@ def _where(path: Path, error: jsonschema.ValidationError) -> str:
 
 
 def _read(path: Path, validator: jsonschema.Draft202012Validator) -> dict[str, Any]:
+    data = read_regular(path)
+    if data is None:
+        raise RuleError(f"{path}: cannot read rules file (missing, unreadable or not a regular file)")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise RuleError(f"{path}: cannot read rules file: {exc}") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise RuleError(f"{path}: not a rules file: values nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "?"
@@ -179,7 +188,10 @@ def _read(path: Path, validator: jsonschema.Draft202012Validator) -> dict[str, A
         raise RuleError(f"{path}: {where}: invalid YAML: {problem}") from None
     if data is None:
         return {}
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    try:
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    except RecursionError:
+        raise RuleError(f"{path}: not a rules file: values nested too deeply") from None
     if errors:
         raise RuleError(_where(path, errors[0]))
     return data
@@ -190,7 +202,11 @@ def _rule_files(dirs: Iterable[Path]) -> list[Path]:
     for directory in dirs:
         if not directory.is_dir():
             raise RuleError(f"{directory}: rules directory not found; pass an existing directory with --rules")
-        files.extend(sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")))
+        found = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
+        if not found:
+            raise RuleError(f"{directory}: no rules files (*.yaml) in this rules directory; "
+                            f"check the path given with --rules or in the settings")
+        files.extend(found)
     return files
 
 
@@ -201,8 +217,6 @@ def load_rules(dirs: Iterable[Path] | None = None) -> Ruleset:
     merged: dict[str, Any] = {}
     origin: dict[str, Path] = {}
     files = _rule_files(dirs)
-    if not files:
-        raise RuleError(f"{', '.join(map(str, dirs))}: no rules files (*.yaml) found")
     for path in files:
         data = _read(path, validator)
         for section, value in data.items():
