@@ -65,6 +65,27 @@ class MaskSyntaxError(ValueError):
     """A mask expression the evaluator cannot read."""
 
 
+# Parentheses, operators and helper calls nest at most this deep in a mask the
+# evaluator reads; real masks nest a few levels.  Deeper text is not a mask it
+# can read (and would exhaust Python's stack in a recursive parser).
+MAX_NESTING = 48
+# Mask helpers (mask_functions) whose templates call helpers, at most this deep:
+# a template that calls itself is refused, not followed forever.
+MAX_HELPER_DEPTH = 8
+
+
+def nesting(text: str) -> int:
+    """How deep the parentheses of `text` nest."""
+    depth = deepest = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    return deepest
+
+
 def _tokens(text: str) -> list[tuple[str, str]]:
     text = _CAST.sub(" ", text)
     out: list[tuple[str, str]] = []
@@ -91,6 +112,7 @@ class _Parser:
         self.call = call
         self.args = args
         self.universe = universe
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.toks[self.i][1] if self.i < len(self.toks) else None
@@ -111,13 +133,17 @@ class _Parser:
         return value
 
     def ternary(self) -> Mask:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise MaskSyntaxError(f"nested more than {MAX_NESTING} levels deep")
         cond = self.logical()
         if self.peek() == "?":
             self.take("?")
             left = self.ternary()
             self.take(":")
             right = self.ternary()
-            return left.join(right)
+            cond = left.join(right)
+        self.depth -= 1
         return cond
 
     def logical(self) -> Mask:
@@ -150,15 +176,18 @@ class _Parser:
         return value
 
     def unary(self) -> Mask:
-        tok = self.peek()
-        if tok == "~":
+        invert = False
+        unknown = False
+        while (tok := self.peek()) in ("~", "!"):  # a loop: `~~~~x` must not recurse
             self.take()
-            return self.unary().invert(self.universe)
-        if tok == "!":
-            self.take()
-            self.unary()
+            if tok == "~":
+                invert = not invert
+            else:
+                unknown = True
+        value = self.primary()
+        if unknown:
             return UNKNOWN
-        return self.primary()
+        return value.invert(self.universe) if invert else value
 
     def primary(self) -> Mask:
         kind, text = self.take()
@@ -202,10 +231,12 @@ class MaskAlgebra:
             self.names[name] = self.evaluate(text)
 
     def evaluate(self, text: str, env: Mapping[str, Mask] | None = None,
-                 args: list[Mask] | None = None) -> Mask:
+                 args: list[Mask] | None = None, helpers: tuple[str, ...] = ()) -> Mask:
         """The bits of `text`; names found in neither the rules nor `env` are unknown.
+        `helpers` are the mask helpers whose templates are being evaluated.
 
-        Raises MaskSyntaxError when the text is not a mask expression.
+        Raises MaskSyntaxError when the text is not a mask expression, nests too
+        deeply, or calls a helper whose template calls itself.
         """
         env = env or {}
 
@@ -219,7 +250,11 @@ class MaskAlgebra:
             template = self.functions.get(name)
             if template is None:
                 return UNKNOWN
-            return self.evaluate(template, args=call_args)
+            if name in helpers:
+                raise MaskSyntaxError(f"{name}() calls itself (through {' -> '.join(helpers + (name,))})")
+            if len(helpers) >= MAX_HELPER_DEPTH:
+                raise MaskSyntaxError(f"mask helpers call each other more than {MAX_HELPER_DEPTH} deep")
+            return self.evaluate(template, args=call_args, helpers=helpers + (name,))
 
         return _Parser(_tokens(text), lookup, call, args or [], self.universe).parse()
 

@@ -37,6 +37,7 @@ from ..facts import (
     Function,
     empty_facts,
 )
+from ..masks import MAX_NESTING, nesting
 from ..ruleset import Ruleset
 from .declarators import (
     argument_fact,
@@ -133,6 +134,7 @@ class _Extractor:
         self.masked_args: set[int] = set()  # ids of cached argument tuples holding a mask
         self.special = rules.special_names
         self.mask_names = rules.algebra.names
+        self.problem = ""  # why the facts are incomplete, when they are
 
     # -- driver ------------------------------------------------------------
     def run(self, root: Node) -> FileFacts:
@@ -206,6 +208,7 @@ class _Extractor:
             globals=tuple(sorted(set(self._globals(global_declarations)))),
             arg_names=self._arg_names(),
             error_nodes=int(root.has_error),
+            problem=self.problem,
         )
 
     def _call_parts(self, captures):
@@ -359,6 +362,10 @@ class _Extractor:
         args = self.args_cache.get(inner)
         if args is None:
             args = tuple([argument_fact(a) for a in split_arguments(inner.decode("utf-8", "replace"))])
+            if any(a is not None and not a.isidentifier() and nesting(a) > MAX_NESTING for a in args):
+                # deeper than any mask the evaluator reads: dropped, and the file counted as degraded
+                self.problem = f"nesting too deep: a call argument nested more than {MAX_NESTING} levels is not read"
+                args = tuple(None if a is not None and nesting(a) > MAX_NESTING else a for a in args)
             self.args_cache[inner] = args
             masks = self.mask_names
             if any(a is not None and (a in masks or not a.isidentifier()) for a in args):

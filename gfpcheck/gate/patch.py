@@ -3,11 +3,14 @@
 Accepts what `git diff`, `git format-patch` and `diff -u` write: an optional
 mail header, `diff --git` and its extended header lines, `--- a/x` /
 `+++ b/x` with the first path component stripped (like `patch -p1`;
-`/dev/null` for added and removed files), and hunks.  A hunk applies where
-its context and removed lines match exactly, at the line it names or, as
-patch(1) does, at the nearest offset; otherwise the patch does not apply and
-PatchError says which file and hunk.  What has no hunk (a pure rename, a
-mode change, a binary patch) changes nothing the scan reads and is skipped.
+`/dev/null` for added and removed files; names git quotes, `"a/x\303\251.c"`,
+read as git writes them), and hunks.  A hunk applies where its context and
+removed lines match exactly, at the line it names or, as patch(1) does, at
+the nearest offset; otherwise the patch does not apply and PatchError says
+which file and hunk.  A rename without hunks moves the file as it is; a mode
+change changes nothing the scan reads.  A binary patch of a C source or
+header cannot be applied as text and is refused; one of any other file is
+skipped.  A patch that changes no source text at all is NothingToCheck.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ class PatchError(Exception):
     """A patch that cannot be read or does not apply."""
 
 
+class NothingToCheck(Exception):
+    """A patch whose every change leaves the text of the sources as it was."""
+
+
+SOURCE_SUFFIXES = (".c", ".h")
+_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("t"): 9, ord("n"): 10, ord("v"): 11, ord("f"): 12, ord("r"): 13,
+            ord('"'): 34, ord("\\"): 92}
+
+
 @dataclass
 class Hunk:
     old_start: int
@@ -36,19 +48,72 @@ class FilePatch:
     old_path: str | None  # None: the file is created
     new_path: str | None  # None: the file is deleted
     hunks: list[Hunk] = field(default_factory=list)
+    binary: bool = False  # a binary patch: no text to apply
 
     @property
     def path(self) -> str:
         return self.new_path or self.old_path or ""
 
 
+def unquote(raw: bytes) -> bytes:
+    """A file name as git writes it: plain, or in double quotes with C escapes
+    (`\\t`, `\\"`, `\\\\`, and octal bytes such as `\\303\\251`)."""
+    if not (raw.startswith(b'"') and raw.endswith(b'"') and len(raw) >= 2):
+        return raw
+    out = bytearray()
+    body = raw[1:-1]
+    i = 0
+    while i < len(body):
+        byte = body[i]
+        if byte != 0x5C:  # backslash
+            out.append(byte)
+            i += 1
+            continue
+        following = body[i + 1:i + 2]
+        if following in (b"0", b"1", b"2", b"3") and len(body[i + 1:i + 4]) == 3 \
+                and all(0x30 <= c <= 0x37 for c in body[i + 1:i + 4]):
+            out.append(int(body[i + 1:i + 4], 8))
+            i += 4
+        elif following and following[0] in _ESCAPES:
+            out.append(_ESCAPES[following[0]])
+            i += 2
+        else:
+            shown = body[i:i + 2].decode("utf-8", "backslashreplace")
+            raise PatchError(f"the quoted name {raw.decode('utf-8', 'backslashreplace')} has an escape "
+                             f"git does not write ({shown})")
+    return bytes(out)
+
+
+def _name(raw: bytes) -> bytes:
+    """The name in a `---`/`+++` line: up to a tab (a timestamp may follow), unquoted."""
+    raw = raw.rstrip(b"\r\n")
+    if raw.startswith(b'"'):
+        end = _closing_quote(raw)
+        return unquote(raw[:end + 1]) if end > 0 else raw.strip()
+    return raw.split(b"\t", 1)[0].strip()
+
+
+def _closing_quote(raw: bytes) -> int:
+    """Index of the quote that closes the one at raw[0], or -1."""
+    i = 1
+    while i < len(raw):
+        if raw[i] == 0x5C:
+            i += 2
+            continue
+        if raw[i] == 0x22:
+            return i
+        i += 1
+    return -1
+
+
 def _strip(raw: bytes, strip: int) -> str | None:
-    name = raw.split(b"\t", 1)[0].strip().decode("utf-8", "surrogateescape")
-    if name.startswith('"') and name.endswith('"'):
-        name = name[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode(
-            "latin-1").decode("utf-8", "surrogateescape")
+    name = _name(raw).decode("utf-8", "surrogateescape")
     if name == DEV_NULL:
         return None
+    return _stripped(name, strip)
+
+
+def _stripped(name: str, strip: int) -> str:
     parts = name.split("/")
     if len(parts) <= strip:
         raise PatchError(f"cannot strip {strip} leading component(s) from '{name}'")
@@ -58,14 +123,81 @@ def _strip(raw: bytes, strip: int) -> str | None:
     return "/".join(kept)
 
 
+def _git_header_names(line: bytes) -> tuple[bytes, bytes] | None:
+    """The two names of `diff --git a/x b/x`, quoted or not; None when they cannot be told apart."""
+    rest = line[len(b"diff --git "):].rstrip(b"\r\n")
+    if rest.startswith(b'"'):
+        end = _closing_quote(rest)
+        if end < 0:
+            return None
+        first, second = unquote(rest[:end + 1]), rest[end + 1:].strip()
+        return first, unquote(second)
+    if rest.endswith(b'"'):
+        start = rest.rfind(b' "')
+        if start < 0:
+            return None
+        return rest[:start], unquote(rest[start + 1:])
+    # unquoted: both sides name the same file unless a rename says otherwise
+    half = (len(rest) - 1) // 2
+    if len(rest) % 2 == 1 and rest[half:half + 1] == b" ":
+        first, second = rest[:half], rest[half + 1:]
+        if first.split(b"/", 1)[-1] == second.split(b"/", 1)[-1]:
+            return first, second
+    return None
+
+
 def parse(text: bytes, strip: int = 1) -> list[FilePatch]:
-    """Every file a unified diff changes, in order."""
+    """Every file a unified diff changes, in order.  Raises NothingToCheck when it
+    only renames files, changes modes or patches binary files that are not sources,
+    and PatchError when it holds no change at all, or a binary patch of a source."""
     lines = text.splitlines(keepends=True)
     patches: list[FilePatch] = []
     index = 0
+    git: dict[str, object] | None = None  # the extended header of the current `diff --git`
+
+    def close_git() -> None:
+        """A `diff --git` block that had no `---`/`+++`: a rename, a mode change or a binary patch."""
+        if git is None or git.get("used"):
+            return
+        names = git.get("names")
+        # git writes rename lines without the a/ b/ prefixes; the header's names carry them
+        old = git.get("rename from") or (_stripped(names[0], strip) if names else None)
+        new = git.get("rename to") or (_stripped(names[1], strip) if names else None)
+        old_path = None if git.get("new file") else old
+        new_path = None if git.get("deleted file") else new
+        if git.get("binary"):
+            patches.append(FilePatch(old_path, new_path, binary=True))
+        elif "rename from" in git and old_path and new_path:
+            patches.append(FilePatch(old_path, new_path))
+        else:
+            git["nothing"] = True
+
+    seen_git = False
     while index < len(lines):
         line = lines[index]
+        if line.startswith(b"diff --git "):
+            close_git()
+            seen_git = True
+            found = _git_header_names(line)
+            git = {"names": tuple(n.decode("utf-8", "surrogateescape") for n in found) if found else None}
+            index += 1
+            continue
+        if git is not None and not git.get("used"):
+            for prefix, key in ((b"rename from ", "rename from"), (b"rename to ", "rename to"),
+                                (b"copy from ", "rename from"), (b"copy to ", "rename to")):
+                if line.startswith(prefix):
+                    git[key] = _name(line[len(prefix):]).decode("utf-8", "surrogateescape")
+            if line.startswith(b"new file mode"):
+                git["new file"] = True
+            elif line.startswith(b"deleted file mode"):
+                git["deleted file"] = True
+            elif line.startswith((b"GIT binary patch", b"Binary files ")):
+                git["binary"] = True
+        if line.startswith(b"Binary files ") and git is None:
+            raise PatchError(f"line {index + 1}: a binary change without a `diff --git` header names no file")
         if line.startswith(b"--- ") and index + 1 < len(lines) and lines[index + 1].startswith(b"+++ "):
+            if git is not None:
+                git["used"] = True
             current = FilePatch(_strip(line[4:], strip), _strip(lines[index + 1][4:], strip))
             if current.old_path is None and current.new_path is None:
                 raise PatchError(f"line {index + 1}: both sides of a file are /dev/null")
@@ -79,9 +211,17 @@ def parse(text: bytes, strip: int = 1) -> list[FilePatch]:
         if line.startswith(b"@@"):
             raise PatchError(f"line {index + 1}: a hunk before any '---'/'+++' file header")
         index += 1
-    if not patches:
+    close_git()
+    for patch in patches:
+        if patch.binary and any(p and p.endswith(SOURCE_SUFFIXES) for p in (patch.old_path, patch.new_path)):
+            raise PatchError(f"'{patch.path}': a binary patch of a C source; gfpcheck reads text diffs only "
+                             f"(make the patch without --binary)")
+    changes = [p for p in patches if p.hunks]
+    if not changes:
+        if patches or seen_git:
+            raise NothingToCheck("the patch changes no source text (only renames, modes or binary files)")
         raise PatchError("no file changes found (expected a unified diff: '--- a/file', '+++ b/file', '@@')")
-    return patches
+    return [p for p in patches if not p.binary]
 
 
 def _hunk(lines: list[bytes], index: int, patch: FilePatch) -> int:
