@@ -22,6 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .files import open_regular, read_regular, write_atomically
+
 _MAGIC = b"GFPC1\n"
 _DIGEST = 16
 
@@ -111,9 +113,8 @@ class Cache:
 
     def get(self, key: str) -> bytes | None:
         path = self._path(key)
-        try:
-            blob = path.read_bytes()
-        except OSError:
+        blob = read_regular(path)
+        if blob is None:
             return None
         payload = _unwrap(blob)
         if payload is None:
@@ -139,34 +140,10 @@ class Cache:
             if path.parent not in self._made:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._made.add(path.parent)
-            _write_atomically(tmp, str(path), _MAGIC + _checksum(payload) + payload)
+            write_atomically(path, _MAGIC + _checksum(payload) + payload, tmp)
         except OSError:
             return False
         return True
-
-
-def _write_atomically(tmp: str, path: str, data: bytes) -> None:
-    """Write `data` to `tmp` and rename it to `path`; raises OSError, and leaves
-    no temporary file behind whatever goes wrong (Ctrl-C too)."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _checksum(payload: bytes) -> bytes:
@@ -257,7 +234,7 @@ class PackCache:
         try:
             fd = self._fds.get(number)
             if fd is None:
-                fd = self._fds[number] = os.open(self._packs[number], os.O_RDONLY)
+                fd = self._fds[number] = os.open(self._packs[number], os.O_RDONLY | os.O_NONBLOCK)
             payload = os.pread(fd, length, offset)
         except OSError:
             payload = b""
@@ -312,7 +289,7 @@ class PackCache:
         tmp = f"{self.directory}/.tmp-{name}.part"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            _write_atomically(tmp, path, b"".join([_PACK_MAGIC, *(payload for _key, payload in items), index, trailer]))
+            write_atomically(path, b"".join([_PACK_MAGIC, *(payload for _key, payload in items), index, trailer]), tmp)
         except OSError:
             return None
         return path
@@ -338,9 +315,8 @@ class PackCache:
 
 def _read_pack_index(path: str) -> list[tuple[str, int, int, bytes]] | None:
     """A pack's entries, or None when its trailer or index does not check out."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    fd = open_regular(path)
+    if fd is None:
         return None
     try:
         size = os.fstat(fd).st_size

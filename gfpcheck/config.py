@@ -18,10 +18,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .checks.catalog import BY_ID
+from .files import write_atomically
 from .findings import Finding
 
 CONFIG_NAME = ".gfpcheck.toml"
-BASELINE_FORMAT = "gfpcheck-baseline/1"
+# Version 2: fingerprints no longer name the file, so a finding survives a rename.
+BASELINE_FORMAT = "gfpcheck-baseline/2"
+OLD_BASELINE_FORMATS = ("gfpcheck-baseline/1",)
 SEVERITIES = ("error", "warning", "note")
 
 
@@ -54,6 +57,8 @@ def load_config(root: Path, path: Path | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a gfpcheck configuration: values nested too deeply") from None
     known = {"rules", "exclude", "disable", "severity", "baseline"}
     for key in data:
         if key not in known:
@@ -111,7 +116,8 @@ def write_baseline(path: Path, findings: tuple[Finding, ...]) -> None:
                        "gfp": f.gfp} for f in findings), key=lambda e: (e["file"], e["function"], e["fingerprint"]))
     document = {"format": BASELINE_FORMAT, "findings": entries}
     try:
-        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        # through a temporary file: a full disk leaves the old baseline whole
+        write_atomically(path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the baseline: {exc.strerror or exc}") from None
 
@@ -124,6 +130,11 @@ def read_baseline(path: Path) -> frozenset[str]:
         raise ConfigError(f"{path}: no such baseline file (write one with --write-baseline)") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a gfpcheck baseline: {getattr(exc, 'strerror', None) or exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a gfpcheck baseline: nested too deeply") from None
+    if isinstance(document, dict) and document.get("format") in OLD_BASELINE_FORMATS:
+        raise ConfigError(f"{path}: written by an older gfpcheck whose fingerprints differ; "
+                          f"record it again with --write-baseline")
     if not isinstance(document, dict) or document.get("format") != BASELINE_FORMAT \
             or not isinstance(document.get("findings"), list):
         raise ConfigError(f"{path}: not a gfpcheck baseline (expected format {BASELINE_FORMAT})")

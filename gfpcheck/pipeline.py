@@ -233,8 +233,14 @@ def _key(sources: list[Source], salted: bytes, options: ScanOptions, rules: Rule
     return _KeyedTree(keyed, fresh, started)
 
 
+def max_processes() -> int:
+    """The most extraction processes a scan starts: twice the cores.  More only
+    fork and hold memory (one per file on a small tree) without going faster."""
+    return 2 * (os.cpu_count() or 1)
+
+
 def _processes(options: ScanOptions) -> int:
-    return options.jobs or os.cpu_count() or 1
+    return min(options.jobs or os.cpu_count() or 1, max_processes())
 
 
 def _extract(tree: _KeyedTree, rules: Ruleset, options: ScanOptions, salted: bytes,
@@ -322,14 +328,16 @@ def _reason(text: str) -> str:
 
 
 def fingerprint(findings: list[Finding]) -> list[Finding]:
-    """Give each finding an id that survives unrelated edits: rule, file, function,
-    allocator, mask and the chain's functions, numbered among identical ones."""
+    """Give each finding an id that survives unrelated edits and renames: rule,
+    function, allocator, mask and the chain's functions, numbered among identical
+    ones; no line number and no file name, so moving code or renaming a file
+    (`git mv`) does not make its findings new."""
     seen: Counter[str] = Counter()
     out = []
     for finding in findings:
         chain = ">".join(step.function for step in finding.chain)
-        key = "|".join((finding.rule, finding.file, finding.function, finding.allocator, finding.gfp, chain))
+        key = "|".join((finding.rule, finding.function, finding.allocator, finding.gfp, chain))
         seen[key] += 1
-        digest = hashlib.sha256(f"{key}|{seen[key]}".encode()).hexdigest()[:32]
+        digest = hashlib.sha256(f"{key}|{seen[key]}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
         out.append(replace(finding, fingerprint=digest))
     return out

@@ -214,3 +214,21 @@ def test_exactly_one_of_base_and_patch(tmp_path):
     root = make_tree(tmp_path / "tree")
     run = check(root)
     assert run.returncode == 2 and "exactly one of --base" in run.stderr
+
+
+def test_a_renamed_file_keeps_its_findings_old(tmp_path):
+    """`git mv` moves a finding, it does not make one: fingerprints name no file."""
+    repo = make_tree(tmp_path / "repo", BUGGY)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "mv", "fs/demo/inode.c", "fs/demo/namei.c")
+    git(repo, "commit", "-qm", "rename")
+    renamed = check(repo, "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
+    assert renamed.returncode == 0, renamed.stdout
+    assert json.loads(renamed.stdout)["new"] == []
+    moved = subprocess.run(["git", "-C", str(repo), "format-patch", "-M", "-1", "--stdout"],
+                           capture_output=True, text=True, check=True).stdout
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    as_patch = check(repo, patch=moved)
+    assert as_patch.returncode == 0 and "nothing to check" in as_patch.stderr

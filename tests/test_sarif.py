@@ -60,7 +60,7 @@ def test_fingerprints_survive_line_shifts(tmp_path):
     after = sarif("--no-cache", str(tree))["runs"][0]["results"]
 
     def prints(results):
-        return sorted(r["partialFingerprints"]["gfpcheck/v1"] for r in results)
+        return sorted(r["partialFingerprints"]["gfpcheck/v2"] for r in results)
 
     assert prints(before) == prints(after)
     assert [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in before] != [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 from .. import __version__
 from ..checks.catalog import CHECKS, Check
@@ -14,7 +15,8 @@ from ..findings import ChainStep, Finding
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/gfpcheck/gfpcheck"
-FINGERPRINT = "gfpcheck/v1"  # partialFingerprints key: rule, file, function, allocator, mask, chain; no lines
+# partialFingerprints key: rule, function, allocator, mask and chain; no line, no file name (v1 named the file)
+FINGERPRINT = "gfpcheck/v2"
 _RANK = {"high": 90.0, "medium": 60.0, "low": 30.0}  # SARIF rank by the strength of the evidence
 
 
@@ -43,7 +45,7 @@ def _problem_severity(severity: str) -> str:
 def _location(file: str, line: int, column: int, width: int, message: str | None = None) -> dict:
     location: dict = {
         "physicalLocation": {
-            "artifactLocation": {"uri": file, "uriBaseId": "SRCROOT"},
+            "artifactLocation": {"uri": relative_uri(file), "uriBaseId": "SRCROOT"},
             "region": {"startLine": line, "startColumn": column, "endLine": line, "endColumn": column + width},
         }
     }
@@ -103,6 +105,13 @@ def render(findings: list[Finding] | tuple[Finding, ...], root: Path, severities
         }],
     }
     return json.dumps(log, sort_keys=True, indent=2) + "\n"
+
+
+def relative_uri(path: str) -> str:
+    """A root-relative path as a URI reference: every byte but unreserved ones and
+    "/" percent-encoded (spaces, newlines, a colon that would read as a scheme),
+    and a name that is not UTF-8 by its original bytes."""
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/")
 
 
 def root_uri(root: Path) -> str:
