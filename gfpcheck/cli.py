@@ -1,14 +1,16 @@
 """Command line: parse options, run the pipeline, pick a reporter, map the outcome
-to an exit code (0 clean, 1 findings, 2 usage or input error)."""
+to an exit code.  `Exit` and `_Main.main` are the one place exit codes are decided:
+0 clean, 1 findings, 2 usage or input error, 3 internal error; nothing else exits 1."""
 
 from __future__ import annotations
 
 import os
 import platform
+import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import traceback
 from dataclasses import replace
+from enum import IntEnum
 from pathlib import Path
 
 import click
@@ -37,16 +39,116 @@ from .findings import Finding
 from .gate import GateError, GateResult, run_gate
 from .gate import patch as patches
 from .gate.git import revision_sides
-from .gate.patch import PatchError
-from .pipeline import Progress, ScanOptions, scan
+from .gate.patch import NothingToCheck, PatchError
+from .pipeline import Progress, ScanOptions, max_processes, scan
 from .report import checkpatch as checkpatch_report
 from .report import json as json_report
 from .report import sarif as sarif_report
 from .report import text as text_report
 from .ruleset import RuleError
 
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-EXIT_INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C
+
+class Exit(IntEnum):
+    """What gfpcheck's exit status says (README, "Exit status")."""
+
+    CLEAN = 0  # nothing found
+    FINDINGS = 1  # findings reported; the only way to exit 1
+    ERROR = 2  # usage or input error: one line on stderr says what and what to do
+    INTERNAL = 3  # a bug in gfpcheck: one line on stderr, the traceback with --debug or GFPCHECK_DEBUG=1
+    INTERRUPTED = 130  # Ctrl-C, as a shell reports it
+    TERMINATED = 143  # SIGTERM, as a shell reports it
+
+
+INPUT_ERRORS = (RuleError, DiscoveryError, ConfigError, GateError, PatchError)
+DEBUG_VARIABLE = "GFPCHECK_DEBUG"
+
+
+class OutputError(Exception):
+    """The report could not be written to standard output."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C, so workers stop and the cache stays whole."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+class _Main(click.Group):
+    """The command group, deciding every exit status in `main`."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        arguments = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in arguments or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+        try:
+            previous = signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread: signals are not ours to set
+            previous = None
+        try:
+            code = super().main(arguments, prog_name or "gfpcheck", complete_var, standalone_mode=False, **extra)
+            code = code if isinstance(code, int) else Exit.CLEAN
+        except click.exceptions.UsageError as exc:
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            code = _say(f"error: {exc.format_message()}{hint}", Exit.ERROR)
+        except click.ClickException as exc:
+            code = _say(f"error: {exc.format_message()}", Exit.ERROR)
+        except (*INPUT_ERRORS, OutputError) as exc:
+            code = _say(f"error: {exc}", Exit.ERROR)
+        except (KeyboardInterrupt, click.Abort):
+            code = _say("interrupted; the cache keeps what was finished", Exit.INTERRUPTED)
+        except Terminated:
+            code = _say("terminated; the cache keeps what was finished", Exit.TERMINATED)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else Exit.ERROR
+        except Exception as exc:
+            if debug:
+                traceback.print_exc()
+            detail = " ".join(str(exc).split())[:200]
+            code = _say(f"internal error: {type(exc).__name__}{': ' + detail if detail else ''}; this is a bug "
+                        f"in gfpcheck, please report it with the output of `gfpcheck --debug ...`"
+                        if not debug else f"internal error: {type(exc).__name__} (traceback above); please "
+                        f"report it", Exit.INTERNAL)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        if standalone_mode:
+            sys.exit(int(code))
+        return int(code)
+
+
+def _say(message: str, code: int) -> int:
+    """One line on stderr; the exit code, for the caller to return."""
+    try:
+        click.echo(f"gfpcheck: {message}", err=True)
+    except OSError:
+        pass
+    return code
+
+
+def emit(text: str) -> None:
+    """Write the report to standard output.  A file name that is not UTF-8 comes
+    out as its own bytes, as a compiler prints it; a failed write (a full disk, a
+    closed pipe) is an OutputError, after which nothing more is written there."""
+    stream = sys.stdout
+    try:
+        stream.flush()
+        stream.buffer.write(text.encode("utf-8", "surrogateescape"))
+        stream.buffer.flush()
+    except OSError as exc:
+        _silence_stdout()
+        raise OutputError(f"cannot write the report to standard output: {exc.strerror or exc}") from None
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's own flush at exit
+    does not fail a second time on what could not be written."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def progress_bar(quiet: bool) -> Progress | None:
@@ -75,7 +177,7 @@ def run() -> None:
     a whole tree's is tens of millions of objects, which take seconds to free one by
     one and none for the system to reclaim with the process."""
     with_huge_pages()
-    main(obj={"hard_exit": True})
+    main.main(obj={"hard_exit": True})
 
 
 # glibc 2.35 and later back the heap with transparent huge pages when this is set
@@ -124,13 +226,12 @@ def leave(code: int) -> None:
     sys.exit(code)
 
 
-def fail(message: str) -> None:
-    click.echo(f"gfpcheck: error: {message}", err=True)
-    sys.exit(EXIT_ERROR)
+DEBUG_HELP = f"On an internal error, print its traceback (also {DEBUG_VARIABLE}=1)."
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gfpcheck")
+@click.option("--debug", is_flag=True, expose_value=False, help=DEBUG_HELP)
 def main() -> None:
     """Find GFP allocation-context bugs in Linux kernel C sources."""
 
@@ -155,14 +256,36 @@ def scan_options(command):
                      help="Skip files larger than this many bytes."),
         click.option("--min-confidence", type=click.Choice(["low", "medium", "high"]), default="medium",
                      show_default=True, help="Report only findings whose evidence is at least this strong."),
-        click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+        click.option("--cache-dir", type=click.Path(file_okay=False), callback=_cache_dir,
                      help=f"Where facts and results are kept between scans (default: {default_cache_dir()})."),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
         click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr."),
+        click.option("--debug", is_flag=True, expose_value=False, help=DEBUG_HELP),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _cache_dir(context, parameter, value: str | None) -> Path | None:
+    """The --cache-dir given; an empty one (which would fill the current directory) is refused."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("an empty path; name a directory, or use --no-cache", param=parameter)
+    return Path(value)
+
+
+def _jobs(settings: dict) -> int:
+    """-j as given, capped at twice the cores: more processes only add memory."""
+    jobs = settings["jobs"]
+    cap = max_processes()
+    if jobs > cap:
+        if not settings["quiet"]:
+            click.echo(f"gfpcheck: note: -j {jobs} is more than twice the {os.cpu_count() or 1} cores; "
+                       f"using {cap} processes", err=True)
+        return cap
+    return jobs
 
 
 def build_options(paths: tuple[Path, ...], settings: dict) -> tuple[ScanOptions, Config]:
@@ -176,29 +299,13 @@ def build_options(paths: tuple[Path, ...], settings: dict) -> tuple[ScanOptions,
     extra = (*config.rules_dirs, *settings["rules_dirs"])
     options = ScanOptions(
         paths=paths, root=root, rules_dirs=(default_rules_dir(), *extra) if extra else None,
-        jobs=settings["jobs"],
+        jobs=_jobs(settings),
         excludes=tuple(settings["excludes"]) + config.excludes
         + (() if settings["no_default_excludes"] else DEFAULT_EXCLUDES),
         max_file_size=settings["max_file_size"], min_confidence=settings["min_confidence"], arch=settings["arch"],
         cache_dir=None if settings["no_cache"] else (settings["cache_dir"] or default_cache_dir()),
     )
     return options, config
-
-
-INPUT_ERRORS = (RuleError, DiscoveryError, ConfigError, GateError, PatchError)
-
-
-@contextmanager
-def handled_errors() -> Iterator[None]:
-    """Unusable input ends the command with one line on stderr and exit 2;
-    Ctrl-C with exit 130."""
-    try:
-        yield
-    except INPUT_ERRORS as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        click.echo("gfpcheck: interrupted; the cache keeps what was finished", err=True)
-        sys.exit(EXIT_INTERRUPTED)
 
 
 @main.command("scan")
@@ -214,26 +321,25 @@ def handled_errors() -> Iterator[None]:
 def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> None:
     """Scan PATHS (default: .) and report allocation-context findings."""
     quiet = settings["quiet"]
-    with handled_errors():
-        options, config = build_options(tuple(paths) or (Path("."),), settings)
-        result = scan(replace(options, keep_analysis=hard_exit()), progress_bar(quiet))
-        findings = apply_policy(result.findings, config)
-        if write_baseline is not None:
-            write_baseline_file(write_baseline, findings)
-        hidden = 0
-        baseline = baseline or config.baseline
-        if baseline is not None and write_baseline is None:
-            findings, hidden = split_baselined(findings, read_baseline(baseline))
+    options, config = build_options(tuple(paths) or (Path("."),), settings)
+    result = scan(replace(options, keep_analysis=hard_exit()), progress_bar(quiet))
+    findings = apply_policy(result.findings, config)
+    if write_baseline is not None:
+        write_baseline_file(write_baseline, findings)
+    hidden = 0
+    baseline = baseline or config.baseline
+    if baseline is not None and write_baseline is None:
+        findings, hidden = split_baselined(findings, read_baseline(baseline))
     stats = replace(result.stats, findings_baselined=hidden)
     if fmt == "json":
-        click.echo(json_report.render(findings, stats, include_timing=timings), nl=False)
+        emit(json_report.render(findings, stats, include_timing=timings))
     elif fmt == "sarif":
-        click.echo(sarif_report.render(findings, options.root, config.severities), nl=False)
+        emit(sarif_report.render(findings, options.root, config.severities))
     else:
-        click.echo(text_report.render(findings), nl=False)
+        emit(text_report.render(findings))
     if not quiet:
         click.echo(text_report.summary(findings, stats), err=True)
-    leave(EXIT_FINDINGS if findings else EXIT_CLEAN)
+    leave(Exit.FINDINGS if findings else Exit.CLEAN)
 
 
 def _rule_list(values: tuple[str, ...], option: str) -> frozenset[str]:
@@ -273,22 +379,23 @@ def check_command(tree, base_rev, head_rev, patch_file, strip, fmt, terse, types
     """Report what a change to TREE (default: .) introduces: a git revision range or a patch."""
     tree = tree or Path(".")
     quiet = settings["quiet"]
-    try:
-        if (base_rev is None) == (patch_file is None):
-            raise click.UsageError("give exactly one of --base REV and --patch FILE")
-        if head_rev is not None and base_rev is None:
-            raise click.UsageError("--head needs --base")
-        selected, dropped = _rule_list(types, "--types"), _rule_list(ignored, "--ignore")
-    except click.UsageError as exc:
-        fail(exc.format_message())
-        return
-    with handled_errors():
-        options, config = build_options((tree,), {**settings, "root": settings["root"] or tree})
-        if patch_file is not None:
+    if (base_rev is None) == (patch_file is None):
+        raise click.UsageError("give exactly one of --base REV and --patch FILE")
+    if head_rev is not None and base_rev is None:
+        raise click.UsageError("--head needs --base")
+    selected, dropped = _rule_list(types, "--types"), _rule_list(ignored, "--ignore")
+    options, config = build_options((tree,), {**settings, "root": settings["root"] or tree})
+    if patch_file is not None:
+        try:
             base, head = (), patch_side(options.root, patch_file, strip)
-        else:
-            base, head = revision_sides(options.root, base_rev, head_rev)
-        outcome = run_gate(replace(options, keep_analysis=hard_exit()), base, head, progress_bar(quiet))
+        except NothingToCheck as exc:
+            if not quiet:
+                click.echo(f"gfpcheck: {exc}: nothing to check", err=True)
+            leave(Exit.CLEAN)
+            return
+    else:
+        base, head = revision_sides(options.root, base_rev, head_rev)
+    outcome = run_gate(replace(options, keep_analysis=hard_exit()), base, head, progress_bar(quiet))
 
     def wanted(finding: Finding) -> bool:
         return (not selected or finding.rule in selected) and finding.rule not in dropped
@@ -297,18 +404,18 @@ def check_command(tree, base_rev, head_rev, patch_file, strip, fmt, terse, types
     through = tuple(f for f in apply_policy(outcome.through_change, config) if wanted(f))
     reported = sorted([(f, False) for f in new] + [(f, True) for f in through], key=lambda pair: pair[0].sort_key())
     if fmt == "json":
-        click.echo(json_report.render_gate(new, through, outcome.changed_files, outcome.head.stats), nl=False)
+        emit(json_report.render_gate(new, through, outcome.changed_files, outcome.head.stats))
     elif fmt == "sarif":
-        click.echo(sarif_report.render([f for f, _ in reported], options.root, config.severities,
-                                       ["unchanged" if pre else "new" for _, pre in reported]), nl=False)
+        emit(sarif_report.render([f for f, _ in reported], options.root, config.severities,
+                                 ["unchanged" if pre else "new" for _, pre in reported]))
     else:
         lines = SourceLines(options.root, dict(head), outcome)
-        click.echo(checkpatch_report.render(reported, lines.get, terse=terse, show_types=show_types,
-                                            summary=not quiet), nl=False)
+        emit(checkpatch_report.render(reported, lines.get, terse=terse, show_types=show_types,
+                                      summary=not quiet))
     if not quiet:
         click.echo(text_report.gate_summary(new, through, outcome), err=True)
     floor = SEVERITY_ORDER[fail_on]
-    leave(EXIT_FINDINGS if any(SEVERITY_ORDER[f.severity] >= floor for f in new) else EXIT_CLEAN)
+    leave(Exit.FINDINGS if any(SEVERITY_ORDER[f.severity] >= floor for f in new) else Exit.CLEAN)
 
 
 def patch_side(root: Path, patch_file: Path, strip: int) -> tuple[tuple[str, bytes | None], ...]:
@@ -326,6 +433,8 @@ def patch_side(root: Path, patch_file: Path, strip: int) -> tuple[tuple[str, byt
 
     try:
         return tuple(sorted(patches.apply(patches.parse(text, strip), read).items()))
+    except NothingToCheck as exc:
+        raise NothingToCheck(f"{patch_file}: {exc}") from None
     except PatchError as exc:
         raise PatchError(f"{patch_file}: the patch does not apply: {exc}") from None
 
@@ -357,8 +466,7 @@ def _read(path: Path) -> bytes | None:
 @main.command("rules")
 def rules_command() -> None:
     """List the checks gfpcheck reports."""
-    for check in CHECKS:
-        click.echo(f"{check.id:20} {check.severity:8} {check.short}")
+    emit("".join(f"{check.id:20} {check.severity:8} {check.short}\n" for check in CHECKS))
 
 
 @main.command("explain")
@@ -367,8 +475,7 @@ def explain_command(rule: str) -> None:
     """Describe a check: what it finds, an example, and how to fix it."""
     check = lookup(rule)
     if check is None:
-        fail(f"unknown rule {rule!r}; `gfpcheck rules` lists them")
-        return
-    click.echo(f"{check.id} ({check.severity}): {check.short}\n\n{check.full}\n\nExample:\n"
-               + check.indented_example
-               + f"\n\nHow to fix:\n{check.help}")
+        raise click.BadParameter(f"unknown rule {rule!r}; `gfpcheck rules` lists them", param_hint="RULE")
+    emit(f"{check.id} ({check.severity}): {check.short}\n\n{check.full}\n\nExample:\n"
+         + check.indented_example
+         + f"\n\nHow to fix:\n{check.help}\n")

@@ -136,8 +136,9 @@ def test_console_entry_keeps_the_analysis_and_leaves_at_once(monkeypatch):
 
     monkeypatch.setattr(cli, "scan", spy)
     monkeypatch.setattr(cli.os, "_exit", hard)
-    console = CliRunner().invoke(cli.main, ["scan", "--no-cache", str(SEED)], obj={"hard_exit": True})
-    library = CliRunner().invoke(cli.main, ["scan", "--no-cache", str(SEED)])
+    # -j 1: a forked worker ends with os._exit too, which must stay the real one
+    console = CliRunner().invoke(cli.main, ["scan", "--no-cache", "-j", "1", str(SEED)], obj={"hard_exit": True})
+    library = CliRunner().invoke(cli.main, ["scan", "--no-cache", "-j", "1", str(SEED)])
     assert console.exit_code == library.exit_code == seen["hard"] == 1
     assert console.output == library.output and "init_desc" in console.output
     kept, freed = seen["analysis"]

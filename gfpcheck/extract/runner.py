@@ -18,9 +18,10 @@ from __future__ import annotations
 import marshal
 import multiprocessing
 import os
+import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +169,9 @@ def _init_worker(rules: Ruleset, salted: bytes, known: frozenset[str], quiet_sig
 
         gc.disable()  # extraction makes millions of short-lived nodes and tuples, never a cycle
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+        # The parent ends its workers with SIGTERM (Pool.terminate); a worker ends at
+        # once and says nothing, whatever handler it inherited from the parent.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _task(job: tuple[int, str, str, bytes | None, str]) -> tuple[int, str, bytes | None, bool]:
@@ -314,14 +318,32 @@ def _run(tasks: list, rules: Ruleset, processes: int, salted: bytes,
         return
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     chunk = max(1, min(64, len(tasks) // (processes * 16) or 1))
-    pool = context.Pool(min(processes, len(tasks)), initializer=_init_worker,
-                        initargs=(rules, salted, known, True))
+    # Workers are forked with SIGTERM's default action, not the parent's handler:
+    # one ended before its initializer runs must not unwind the parent's stack.
+    with default_sigterm():
+        pool = context.Pool(min(processes, len(tasks)), initializer=_init_worker,
+                            initargs=(rules, salted, known, True))
     try:
         yield from pool.imap_unordered(_task, tasks, chunksize=chunk)
         pool.close()
     finally:
         pool.terminate()  # on Ctrl-C or an error too: no worker outlives the scan
         pool.join()
+
+
+@contextmanager
+def default_sigterm() -> Iterator[None]:
+    """SIGTERM's default action for the duration (in the main thread; elsewhere
+    signals cannot be set, and nothing changes)."""
+    try:
+        handler = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, handler)
 
 
 def fact_cache(directory: Path | None) -> PackCache | None:
