@@ -14,6 +14,7 @@ from ..findings import ChainStep, Finding
 from ..link import (
     CONFIDENT,
     DISPATCHED,
+    NAME_ONLY,
     T_BEGIN,
     T_END,
     T_FUNC,
@@ -68,11 +69,18 @@ class Evidence:
         allocator = use.allocator if use is not None else (origin.allocator or call[CALL_NAME])
         gfp = origin.text if origin.arg >= 0 else f"{origin.text} (implied by {origin.allocator}())"
         steps: list[ChainStep] = []
+        counted: list[ChainStep] = []  # the steps from the nearest place the context is evident
         if chain is not None:
-            steps.append(self._source(chain, kind, origin))
-            steps.extend(self._links(chain))
-        steps.extend(self._tail(check, origin, use))
-        confidence = self._confidence(chain, steps)
+            source = self._source(chain, kind, origin)
+            per_link = self._links(chain)
+            start = self._evident_from(chain, kind, origin)
+            steps = [source, *(step for link_steps in per_link for step in link_steps)]
+            counted = ([source] if start == 0 else []) + [step for link_steps in per_link[start:]
+                                                         for step in link_steps]
+        tail = self._tail(check, origin, use)
+        steps.extend(tail)
+        counted.extend(tail)
+        confidence = self._confidence(chain, counted, chain.links[start:] if chain is not None else ())
         message = self._message(check, origin, use, chain, allocator)
         return Finding(
             rule=check.id, severity=check.severity, file=program.path(origin.fid), line=call[2],
@@ -80,24 +88,51 @@ class Evidence:
             chain=tuple(steps), confidence=confidence,
         )
 
-    def _confidence(self, chain: Chain | None, steps: list[ChainStep]) -> str:
-        """How much a maintainer can trust the chain.  Long chains and chains that
-        wander through many subsystems mostly pass conditions the analysis does
-        not see (a feature the filesystem never enables, an init-once path); a
-        member resolved by name alone is a guess."""
+    def _confidence(self, chain: Chain | None, steps: list[ChainStep], links: tuple[Link, ...]) -> str:
+        """How much a maintainer can trust the chain, judged on `links`, the calls from
+        the nearest function where the context is evident, and their `steps`: a
+        handle passed down twenty calls is as evident in the function that takes it
+        as a parameter as it would be there alone.  Long chains and chains that
+        wander through many subsystems mostly pass conditions the analysis does not
+        see (a feature the filesystem never enables, an init-once path); a member
+        resolved by name alone is a guess."""
         if chain is None:
             return "high"
-        if chain.name_only:
+        if any(self._name_only(link) for link in links):
             return "low"
-        calls = len(chain.links)
+        calls = len(links)
         subsystems = len({subsystem(step.file) for step in steps})
-        targets = [self.program.targets(link.caller)[link.index] for link in chain.links if link.binding is None]
+        targets = [self.program.targets(link.caller)[link.index] for link in links if link.binding is None]
         indirect = any(t[0] == T_INDIRECT and t[3] != DISPATCHED for t in targets)
         if calls <= HIGH_CALLS and subsystems <= HIGH_SUBSYSTEMS and not indirect:
             return "high"
         if calls <= MEDIUM_CALLS and subsystems <= MEDIUM_SUBSYSTEMS:
             return "medium"
         return "low"
+
+    def _name_only(self, link: Link) -> bool:
+        if link.binding is not None or link.index is None:
+            return False
+        target = self.program.targets(link.caller)[link.index]
+        return target[0] == T_INDIRECT and target[3] == NAME_ONLY
+
+    def _evident_from(self, chain: Chain, kind: str, origin: Origin) -> int:
+        """How many of the chain's calls lie above the deepest function where its
+        context is evident on its own (a handle parameter or a begin call, a scope
+        opened, a NOFS mask written): 0 when only the chain's source shows it."""
+        describe = self._describers().get(kind)
+        if describe is None or not chain.links:
+            return 0
+        places = [(link.caller, link.index) for link in chain.links] + [(origin.fid, origin.index)]
+        for start in range(len(places) - 1, 0, -1):
+            fid, until = places[start]
+            if describe(fid, until) is not None:
+                return start
+        return 0
+
+    def _describers(self) -> dict:
+        """For each kind of context, the function that finds where it starts in a function."""
+        return {"held": self._held_source, "belief": self._belief_source, "scope": self._scope_source}
 
     def _message(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, allocator: str) -> str:
         where = f"{allocator}()"
@@ -152,7 +187,7 @@ class Evidence:
             invoke = self._invocation(site)
             if invoke is not None:
                 places.append((site.callee, invoke))
-        describe = {"held": self._held_source, "belief": self._belief_source, "scope": self._scope_source}[kind]
+        describe = self._describers()[kind]
         for place, until in places:
             step = describe(place, until)
             if step is not None:
@@ -229,12 +264,10 @@ class Evidence:
                                 f"after it returns  [derived: function summary]")
         return found
 
-    def _links(self, chain: Chain) -> list[ChainStep]:
-        steps = []
+    def _links(self, chain: Chain) -> list[list[ChainStep]]:
+        """The steps of each call on the chain."""
         callees = [link.caller for link in chain.links[1:]]
-        for link, callee in zip(chain.links, callees + [None]):
-            steps.extend(self._link(link, callee))
-        return steps
+        return [self._link(link, callee) for link, callee in zip(chain.links, callees + [None])]
 
     def _link(self, link: Link, callee: int | None) -> list[ChainStep]:
         program = self.program
