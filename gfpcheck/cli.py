@@ -17,7 +17,7 @@ import click
 
 from . import __version__
 from .cache import default_cache_dir
-from .checks.catalog import CHECKS, SEVERITY_ORDER, lookup
+from .checks import CHECKS, SEVERITY_ORDER, lookup
 from .config import (
     CONFIG_NAME,
     Config,

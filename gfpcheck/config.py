@@ -17,7 +17,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .checks.catalog import BY_ID
+from .checks import BY_ID
 from .files import write_atomically
 from .findings import Finding
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from . import __version__
 from .cache import Cache, code_digest, combined_key, salt
 from .checks.evidence import CONFIDENCE_ORDER
-from .checks.nofs import Analysis, run_checks
+from .checks import Analysis, run_checks
 from .discover import (
     DEFAULT_ARCH,
     DEFAULT_EXCLUDES,

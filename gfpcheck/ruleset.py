@@ -45,10 +45,32 @@ class ScopeApi:
 
 
 @dataclass(frozen=True, slots=True)
+class Family:
+    """A context family: where an allocation must not let reclaim recurse.
+
+    `unsafe` are the GFP bits whose presence with direct reclaim is unsafe
+    while the context holds; `scopes` the scope kinds whose open scope clears
+    them at run time; `entries` the ops fields (struct, field) whose
+    implementations start in the context; `habits` path prefixes where a mask
+    clearing the bits is a habit with another reason, not a belief that the
+    context holds."""
+
+    name: str  # fs, io
+    held: str  # what is held, as a chain says "returns with ... held": "a transaction handle"
+    begins: str  # what a begin API does, as a chain says it: "takes a transaction handle"
+    mask: str  # the explicit mask that says the context holds: "NOFS"
+    unsafe: tuple[str, ...]
+    scopes: frozenset[str]
+    entries: tuple[tuple[str, str], ...] = ()
+    habits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionBegin:
     name: str
-    handle_type: str
-    result: str  # "handle" | "status"
+    handle_type: str  # the object the API acts on (a handle type, or e.g. struct request_queue)
+    result: str  # "handle" | "status" | "none"
+    family: str = "fs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +98,13 @@ class Ruleset:
     mask_functions: dict[str, str]
     allocators: dict[str, Allocator]
     scopes: dict[str, ScopeApi]
-    handle_types: dict[str, str]
+    scope_clears: dict[str, tuple[str, ...]]  # scope kind -> the GFP bits an open scope clears
+    families: tuple[Family, ...]
+    handle_types: dict[str, str]  # type -> its name; a pointer parameter of the type implies its family's context
+    handle_family: dict[str, str]  # type -> family
     begin: dict[str, TransactionBegin]
     end: dict[str, int]  # API -> index of its handle argument
+    end_family: dict[str, str]  # API -> family
     error_pointer_checks: frozenset[str]
     transparent_checks: frozenset[str]
     error_returns: frozenset[str]
@@ -108,6 +134,30 @@ class Ruleset:
     @cached_property
     def algebra(self) -> MaskAlgebra:
         return MaskAlgebra(self.bits, self.masks, self.mask_functions)
+
+    @cached_property
+    def family_by_name(self) -> dict[str, Family]:
+        return {family.name: family for family in self.families}
+
+    @cached_property
+    def scope_kinds(self) -> tuple[str, ...]:
+        """Every scope kind, in the order the rules first name them."""
+        kinds = list(self.scope_clears) + [api.kind for api in self.scopes.values()]
+        for family in self.families:
+            kinds.extend(sorted(family.scopes))
+        return tuple(dict.fromkeys(kinds))
+
+    def bits_of(self, names) -> int:
+        bits = 0
+        for name in names:
+            bits |= self.bits[name]
+        return bits
+
+    def unsafe_bits(self, family: Family) -> int:
+        bits = 0
+        for name in family.unsafe:
+            bits |= self.bits[name]
+        return bits
 
     @property
     def fs_bit(self) -> int:
@@ -141,8 +191,8 @@ class Ruleset:
     def __getstate__(self) -> dict[str, Any]:
         # cached_property values are rebuilt in worker processes
         state = dict(self.__dict__)
-        state.pop("algebra", None)
-        state.pop("special_names", None)
+        for name in ("algebra", "special_names", "family_by_name", "scope_kinds", "do_while_pattern", "name_macros"):
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -250,11 +300,18 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         allocators={n: Allocator(n, d.get("gfp_arg"), d.get("implied"))
                     for n, d in _by_name(data.get("allocators", [])).items()},
         scopes={n: ScopeApi(n, d["kind"], d["op"]) for n, d in _by_name(data.get("scopes", [])).items()},
+        scope_clears={kind: tuple(bits) for kind, bits in data.get("scope_kinds", {}).items()},
+        families=tuple(Family(n, d["held"], d["begins"], d["mask"], tuple(d["unsafe"]), frozenset(d["neutralised_by"]),
+                              tuple((normalize_type(e["struct"]), e["field"]) for e in d.get("entries", [])),
+                              tuple(d.get("habits", [])))
+                       for n, d in _by_name(data.get("families", [])).items()),
         handle_types={normalize_type(d["type"]): d.get("name", d["type"])
                       for d in data.get("handle_types", [])},
-        begin={n: TransactionBegin(n, normalize_type(d["handle_type"]), d["result"])
+        handle_family={normalize_type(d["type"]): d.get("family", "fs") for d in data.get("handle_types", [])},
+        begin={n: TransactionBegin(n, normalize_type(d.get("object") or d["handle_type"]), d["result"], d.get("family", "fs"))
                for n, d in _by_name(data.get("begin", [])).items()},
         end={n: d.get("handle_arg", 0) for n, d in _by_name(data.get("end", [])).items()},
+        end_family={n: d.get("family", "fs") for n, d in _by_name(data.get("end", [])).items()},
         error_pointer_checks=frozenset(checks.get("error_pointer", [])),
         transparent_checks=frozenset(checks.get("transparent", [])),
         error_returns=frozenset(checks.get("error_returns", [])),
@@ -303,10 +360,35 @@ def _check(rules: Ruleset, origin: dict[str, Path]) -> None:
         if allocator.implied is not None and allocator.implied not in algebra.names:
             raise RuleError(f"{where('allocators')}: allocators.{allocator.name}.implied: "
                             f"{allocator.implied!r} is not a known mask")
+    for kind, bits in rules.scope_clears.items():
+        for bit in bits:
+            if bit not in rules.bits:
+                raise RuleError(f"{where('scope_kinds')}: scope_kinds.{kind}: {bit!r} is not a bit defined under bits")
+    for api in rules.scopes.values():
+        if api.kind not in rules.scope_clears:
+            raise RuleError(f"{where('scopes')}: scopes.{api.name}.kind: {api.kind!r} is not listed under "
+                            f"scope_kinds")
+    families = rules.family_by_name
+    for family in rules.families:
+        for kind in family.scopes:
+            if kind not in rules.scope_clears:
+                raise RuleError(f"{where('families')}: families.{family.name}.neutralised_by: {kind!r} is not "
+                                f"listed under scope_kinds")
+        for bit in family.unsafe:
+            if bit not in rules.bits:
+                raise RuleError(f"{where('families')}: families.{family.name}.unsafe: {bit!r} is not a bit "
+                                f"defined under bits")
+    for section, entries in (("handle_types", rules.handle_family), ("begin", {b.name: b.family for b in
+                                                                               rules.begin.values()}),
+                             ("end", rules.end_family)):
+        for name, family in entries.items():
+            if family not in families:
+                raise RuleError(f"{where(section)}: {section}.{name}.family: {family!r} is not a family "
+                                f"declared under families")
     for begin in rules.begin.values():
-        if begin.handle_type not in rules.handle_types:
-            raise RuleError(f"{where('begin')}: begin.{begin.name}.handle_type: "
-                            f"{begin.handle_type!r} is not listed under handle_types")
+        if begin.result == "handle" and begin.handle_type not in rules.handle_types:
+            raise RuleError(f"{where('begin')}: begin.{begin.name}.object: "
+                            f"{begin.handle_type!r} is returned as a handle but not listed under handle_types")
     for section in ("entry_macros", "define_macros"):
         for macro, pattern in getattr(rules, section).items():
             if re.search(r"\{(?!0\})", pattern):

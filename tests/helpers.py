@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gfpcheck.checks.nofs import Analysis, run_checks
+from gfpcheck.checks import Analysis, run_checks
 from gfpcheck.extract import extract_file
 from gfpcheck.link import Program, link
 from gfpcheck.propagate import state as st
@@ -30,13 +30,23 @@ class Analysed:
     def summary(self, name: str) -> st.Effect:
         return self.effects.summaries.get(self.fid(name), st.IDENTITY)
 
-    def states_at(self, function: str, callee: str, occurrence: int = 0) -> list[int]:
+    def effect(self, held: dict[str, int] | None = None, scopes: dict[str, int] | None = None) -> st.Effect:
+        """An effect by name: effect(held={"fs": 1}, scopes={"nofs": -1})."""
+        return self.effects.space.effect(held, scopes)
+
+    def states_at(self, function: str, callee: str, occurrence: int = 0) -> list[st.State]:
         """States in which `function` (as reached) makes its n-th call to `callee`."""
         fid = self.fid(function)
         calls = self.program.calls(fid)
         indices = [i for i, c in enumerate(calls) if c[0] == callee]
         sites = self.contexts.site_states(fid, self.contexts.reached[fid])
-        return list(st.members(sites[indices[occurrence]]))
+        return [self.effects.space.state(s) for s in st.members(sites[indices[occurrence]])]
+
+    def held(self, state: st.State, family: str = "fs") -> int:
+        return state.held[self.effects.space.family_index[family]]
+
+    def depth(self, state: st.State, kind: str) -> int:
+        return state.scopes[self.effects.space.scope_index[kind]]
 
     def findings(self):
         return run_checks(Analysis(self.program, self.rules, self.origins, self.effects, self.contexts))

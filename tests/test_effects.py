@@ -45,11 +45,12 @@ int jbd2_journal_stop(handle_t *handle)
 
 def test_scope_opened_in_one_function_and_closed_in_another(rules):
     a = analyse(rules, {"fs/jbd2/transaction.c": JBD2_LIKE})
-    assert a.summary("start_this_handle") == st.Effect(nofs=1)
-    assert a.summary("jbd2__journal_start") == st.Effect(nofs=1)
-    assert a.summary("stop_this_handle") == st.Effect(nofs=-1)
-    assert a.summary("jbd2_journal_stop") == st.Effect(held=-1, nofs=-1)  # stop_this_handle() is an end API
-    assert a.effects.implied["handle_t"] == st.Effect(nofs=1)
+    assert a.summary("start_this_handle") == a.effect(scopes={"nofs": 1})
+    assert a.summary("jbd2__journal_start") == a.effect(scopes={"nofs": 1})
+    assert a.summary("stop_this_handle") == a.effect(scopes={"nofs": -1})
+    # stop_this_handle() is an end API
+    assert a.summary("jbd2_journal_stop") == a.effect(held={"fs": -1}, scopes={"nofs": -1})
+    assert a.effects.implied["handle_t"] == a.effect(scopes={"nofs": 1})
 
 
 def test_balanced_and_wrapper_functions(rules):
@@ -105,7 +106,7 @@ int correlated(struct btrfs_root *root, bool start)
 }
 """})
     assert a.summary("balanced") == st.IDENTITY
-    assert a.summary("start_wrapper") == st.Effect(held=1)
+    assert a.summary("start_wrapper") == a.effect(held={"fs": 1})
     assert a.summary("leaky_error_path") == st.IDENTITY
     assert a.summary("correlated") == st.IDENTITY
 
@@ -122,6 +123,6 @@ int btrfs_step(struct btrfs_trans_handle *trans)
 }
 """})
     (ext4,) = a.states_at("ext4_step", "work")
-    assert st.held(ext4) == 1 and st.nofs_depth(ext4) == 1
+    assert a.held(ext4) == 1 and a.depth(ext4, "nofs") == 1
     (btrfs,) = a.states_at("btrfs_step", "work")
-    assert st.held(btrfs) == 1 and st.nofs_depth(btrfs) == 0
+    assert a.held(btrfs) == 1 and a.depth(btrfs, "nofs") == 0

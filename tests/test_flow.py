@@ -17,12 +17,12 @@ from gfpcheck.propagate.flowtree import (
 from .helpers import analyse
 
 
-def nofs(states: list[int]) -> set[int]:
-    return {st.nofs_depth(s) for s in states}
+def nofs(states: list[st.State]) -> set[int]:
+    return {s.scopes[0] for s in states}  # nofs is the first scope kind of the bundled rules
 
 
-def held(states: list[int]) -> set[int]:
-    return {st.held(s) for s in states}
+def held(states: list[st.State]) -> set[int]:
+    return {s.held[0] for s in states}  # fs is the first family
 
 
 def test_scope_is_closed_after_restore_and_open_between(rules):

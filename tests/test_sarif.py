@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gfpcheck.checks.catalog import CHECKS
+from gfpcheck.checks import CHECKS
 
 from .test_cli import SEED, gfpcheck
 

@@ -1,1 +1,55 @@
-"""Checks: findings from propagated contexts; each check is declared once in catalog."""
+"""The checks registry.
+
+Each checks module declares its catalog entries (`CHECKS`) and its logic
+(`verdicts(engine)`); registering it is one line in MODULES.  The pipeline
+runs what is registered; `gfpcheck rules`, `gfpcheck explain`, SARIF's
+`rules[]`, the reports and the validation of settings files read CHECKS and
+BY_ID below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..findings import Finding
+from ..propagate.witness import CLEAN, Context, Witness
+from . import nofs
+from .catalog import SEVERITY_ORDER, Check
+from .engine import Analysis, Engine, Verdict
+from .evidence import Evidence
+
+MODULES = (nofs,)
+
+CHECKS: tuple[Check, ...] = tuple(check for module in MODULES for check in module.CHECKS)
+BY_ID = {check.id: check for check in CHECKS}
+
+__all__ = ["BY_ID", "CHECKS", "SEVERITY_ORDER", "Analysis", "Check", "lookup", "run_checks"]
+
+
+def lookup(name: str) -> Check | None:
+    """The check a rule id (nofs-recursion) or a checkpatch TYPE (NOFS_RECURSION) names."""
+    return BY_ID.get(name) or BY_ID.get(name.lower().replace("_", "-"))
+
+
+def run_checks(analysis: Analysis) -> list[Finding]:
+    """Every registered check's findings, one per rule and reported call, sorted by place."""
+    return sorted(_findings(analysis), key=Finding.sort_key)
+
+
+def _findings(analysis: Analysis) -> Iterator[Finding]:
+    """Decide every verdict first, then let the witness search only the part of the
+    program that leads to them, then attach each finding's chain."""
+    engine = Engine(analysis)
+    verdicts: list[Verdict] = [v for module in MODULES for v in module.verdicts(engine)]
+    witness = Witness(analysis.program, analysis.contexts, analysis.effects, analysis.origins.belief_sites)
+    targets: dict[Context, set[int]] = {}
+    for verdict in verdicts:
+        targets.setdefault(verdict.context, set()).add(verdict.origin.fid)
+    witness.focus(targets)
+    evidence = Evidence(analysis)
+    for verdict in verdicts:
+        if verdict.context.what == CLEAN:
+            chain = witness.from_entry(verdict.origin.fid)
+        else:
+            chain = witness.find(verdict.origin.fid, lambda s, v=verdict: engine.accepts(v, s), verdict.context)
+        yield evidence.finding(verdict, chain)

@@ -25,11 +25,12 @@ from ..link import (
 )
 from ..propagate import state as st
 from ..propagate.origins import Origin, Use
-from ..propagate.witness import Chain, Link
+from ..propagate.witness import BELIEF, CLEAN, HELD, SCOPE, Chain, Context, Link
+from ..ruleset import Family
 from .catalog import Check
 
 if TYPE_CHECKING:
-    from .nofs import Analysis
+    from .engine import Analysis, Verdict
 
 
 # Confidence limits: calls on the chain, and subsystems (fs/btrfs, security, ...) it visits.
@@ -43,6 +44,8 @@ class Evidence:
         self.a = analysis
         self.program = analysis.program
         self.rules = analysis.rules
+        self.space = analysis.effects.space
+        self._entry_fields: dict[tuple[str, int], tuple[str, str] | None] = {}
 
     # -- places ------------------------------------------------------------------
     def _step(self, fid: int, index: int | None, note: str) -> ChainStep:
@@ -62,7 +65,8 @@ class Evidence:
         return self.program.functions[fid].name
 
     # -- findings ------------------------------------------------------------------
-    def finding(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, kind: str) -> Finding:
+    def finding(self, verdict: Verdict, chain: Chain | None) -> Finding:
+        check, origin, use, kind = verdict.check, verdict.origin, verdict.use, verdict.context
         program = self.program
         function = program.functions[origin.fid]
         call = program.calls(origin.fid)[origin.index]
@@ -81,7 +85,7 @@ class Evidence:
         steps.extend(tail)
         counted.extend(tail)
         confidence = self._confidence(chain, counted, chain.links[start:] if chain is not None else ())
-        message = self._message(check, origin, use, chain, allocator)
+        message = self._message(check, origin, use, chain, allocator, kind)
         return Finding(
             rule=check.id, severity=check.severity, file=program.path(origin.fid), line=call[2],
             column=call[3], function=function.name, allocator=allocator, gfp=gfp, message=message,
@@ -116,13 +120,13 @@ class Evidence:
         target = self.program.targets(link.caller)[link.index]
         return target[0] == T_INDIRECT and target[3] == NAME_ONLY
 
-    def _evident_from(self, chain: Chain, kind: str, origin: Origin) -> int:
+    def _evident_from(self, chain: Chain, kind: Context, origin: Origin) -> int:
         """How many of the chain's calls lie above the deepest function where its
         context is evident on its own (a handle parameter or a begin call, a scope
         opened, a NOFS mask written): 0 when only the chain's source shows it."""
-        describe = self._describers().get(kind)
-        if describe is None or not chain.links:
+        if kind.what == CLEAN or not chain.links:
             return 0
+        describe = self._describer(kind)
         places = [(link.caller, link.index) for link in chain.links] + [(origin.fid, origin.index)]
         for start in range(len(places) - 1, 0, -1):
             fid, until = places[start]
@@ -130,55 +134,57 @@ class Evidence:
                 return start
         return 0
 
-    def _describers(self) -> dict:
-        """For each kind of context, the function that finds where it starts in a function."""
-        return {"held": self._held_source, "belief": self._belief_source, "scope": self._scope_source}
+    def _describer(self, kind: Context):
+        """The function that finds where this kind of context starts in a function:
+        (fid, until call index) -> its step, or None."""
+        family = self.rules.family_by_name[kind.family]
+        describe = {HELD: self._held_source, BELIEF: self._belief_source, SCOPE: self._scope_source}[kind.what]
+        return lambda fid, until: describe(family, fid, until)
 
-    def _message(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, allocator: str) -> str:
+    def _message(self, check: Check, origin: Origin, use: Use | None, chain: Chain | None, allocator: str,
+                 kind: Context) -> str:
         where = f"{allocator}()"
         if use is not None and (use.fid != origin.fid or use.hops):
             where = f"{allocator}() in {self._name(use.fid)}(), reached by passing {origin.text} to " \
                     f"{self._call_name(origin.fid, origin.index)}(),"
-        mask = origin.text
         source = self._name(chain.source) if chain is not None else None
-        if check.id == "nofs-recursion":
-            handle = self._handle_name(chain)
-            taken = ""
+        taken = ""
+        held = ""
+        if kind.what == HELD:
+            family = self.rules.family_by_name[kind.family]
+            held = self._held_name(chain, family)
             if source and chain.source in self.program.handle_params:
                 taken = f" (a parameter of {source}())"
             elif source:
                 taken = f" (taken in {source}())"
-            return (f"{where} with {mask} may recurse into filesystem reclaim while {handle} is held{taken} "
-                    f"and no memalloc_nofs scope is open")
-        if check.id == "nofs-inconsistent":
-            by = f"{source}() allocates with NOFS" if source else "a caller allocates with NOFS"
-            return f"{where} with {mask} is not covered by a memalloc_nofs scope, but {by} on this path"
-        if check.id == "nofs-redundant":
-            return f"{mask} is redundant: a memalloc_nofs/noio scope is open on every known path to this call"
-        return (f"{mask} is needless: every path to {self._name(origin.fid)}() starts at a system call "
-                f"with no handle held, no scope open and no NOFS caller")
+        return check.message.format(where=where, mask=origin.text, held=held, taken=taken,
+                                    believer=f"{source}()" if source else "a caller",
+                                    function=self._name(origin.fid))
 
-    def _handle_name(self, chain: Chain | None) -> str:
+    def _held_name(self, chain: Chain | None, family: Family) -> str:
+        """What is held, as specifically as the chain says: `a btrfs transaction`."""
+        generic = family.held
         if chain is None:
-            return "a transaction handle"
+            return generic
         handle = self.program.handle_params.get(chain.source)
-        if handle is not None and st.held(chain.source_state) == 0:
-            return f"a {self.rules.handle_types.get(handle[1], 'transaction handle')}"
+        if handle is not None and self.space.held(chain.source_state, self.space.family_index[family.name]) == 0:
+            return f"a {self.rules.handle_types.get(handle[1], generic.removeprefix('a '))}"
         first = chain.links[0].index if chain.links else None
-        begin = self._begin_before(chain.source, first)
+        begin = self._begin_before(family, chain.source, first)
         target = self.program.targets(chain.source)[begin] if begin is not None else None
         if target is not None and target[0] == T_BEGIN:
             handle_type = self.rules.begin[target[2]].handle_type
-            return f"a {self.rules.handle_types.get(handle_type, 'transaction handle')}"
-        return "a transaction handle"
+            name = self.rules.handle_types.get(handle_type)
+            return f"a {name}" if name else generic
+        return generic
 
     # -- chain pieces ---------------------------------------------------------------
-    def _source(self, chain: Chain, kind: str, origin: Origin) -> ChainStep:
+    def _source(self, chain: Chain, kind: Context, origin: Origin) -> ChainStep:
         """The step where the chain's context starts.  When the first call hands a
         callback to a function that invokes it, the context may start inside that
         function, before the invocation: both places are searched, in that order."""
         fid = chain.source
-        if kind == "clean":
+        if kind.what == CLEAN:
             return self._step(fid, None, "system call entry: nothing held, no scope, no NOFS caller  "
                                          "[rules: entry_macros]")
         places = [(fid, chain.links[0].index if chain.links else origin.index)]
@@ -187,79 +193,103 @@ class Evidence:
             invoke = self._invocation(site)
             if invoke is not None:
                 places.append((site.callee, invoke))
-        describe = self._describers()[kind]
+        describe = self._describer(kind)
         for place, until in places:
             step = describe(place, until)
             if step is not None:
                 return step
-        return self._step(fid, None, f"entered with {st.describe(chain.source_state)}")
+        return self._step(fid, None, f"entered with {self.space.describe(chain.source_state)}")
 
-    def _held_source(self, fid: int, until: int) -> ChainStep | None:
+    def _held_source(self, family: Family, fid: int, until: int) -> ChainStep | None:
         program = self.program
         handle = program.handle_params.get(fid)
-        if handle is not None:
+        if handle is not None and self.rules.handle_family.get(handle[1]) == family.name:
             param = program.functions[fid].params[handle[0]]
             name = self.rules.handle_types.get(handle[1], "transaction handle")
             return self._step(fid, None, f"holds a {name}: parameter '{param[PARAM_NAME]}' is "
                                          f"{param[PARAM_TYPE]} *  [rules: handle_types]")
-        begin = self._begin_before(fid, until)
+        field = self._entry_field(family, fid)
+        if field is not None:
+            return self._step(fid, None, f"implements {field[0]}.{field[1]}, which runs with {family.held}  "
+                                         f"[rules: families.{family.name}.entries]")
+        begin = self._begin_before(family, fid, until)
         if begin is None:
             return None
         target = program.targets(fid)[begin]
         if target[0] == T_BEGIN:
-            return self._step(fid, begin, f"{target[2]}() takes a transaction handle  [rules: begin]")
-        return self._step(fid, begin, f"{self._call_name(fid, begin)}() returns with a transaction handle held  "
+            return self._step(fid, begin, f"{target[2]}() {family.begins}  [rules: begin]")
+        return self._step(fid, begin, f"{self._call_name(fid, begin)}() returns with {family.held} held  "
                                       f"[derived: function summary]")
 
-    def _belief_source(self, fid: int, until: int) -> ChainStep | None:
-        sites = sorted(i for i in self.a.origins.nofs_sites.get(fid, ()) if i <= until)
+    def _entry_field(self, family: Family, fid: int) -> tuple[str, str] | None:
+        """The ops field (struct, field) through which the family's rules make `fid` an entry."""
+        key = (family.name, fid)
+        if key not in self._entry_fields:
+            resolver = self.program.resolver
+            self._entry_fields[key] = next(
+                ((struct, member) for struct, member in family.entries
+                 if fid in resolver.by_member.get((resolver.types.canonical(struct), member), ())), None)
+        return self._entry_fields[key]
+
+    def _belief_source(self, family: Family, fid: int, until: int) -> ChainStep | None:
+        sites = sorted(i for i, families in self.a.origins.belief_sites.get(fid, {}).items()
+                       if i <= until and family.name in families)
         if not sites:
             return None
         index = sites[-1]
         found = next(o for o in self.a.origins.by_function[fid] if o.index == index)
         what = f"{found.allocator}() with {found.text}" if found.allocator else \
             f"passes {found.text} to {self._call_name(fid, index)}()"
-        return self._step(fid, index, f"{what}: NOFS is believed from here on")
+        return self._step(fid, index, f"{what}: {family.mask} is believed from here on")
 
-    def _scope_source(self, fid: int, until: int) -> ChainStep | None:
-        opened = self._scope_before(fid, until)
+    def _scope_source(self, family: Family, fid: int, until: int) -> ChainStep | None:
+        opened = self._scope_before(family, fid, until)
         if opened is not None:
             return self._step(fid, opened[0], opened[1])
         handle = self.program.handle_params.get(fid)
-        if handle is None or handle[1] not in self.a.effects.implied:
+        implied = self.a.effects.implied.get(handle[1]) if handle is not None else None
+        if implied is None:
+            return None
+        kinds = [k for k, d in zip(self.space.scope_kinds, implied.scopes, strict=True) if d > 0 and k in family.scopes]
+        if not kinds:
             return None
         name = self.rules.handle_types.get(handle[1], "transaction handle")
         param = self.program.functions[fid].params[handle[0]][PARAM_NAME]
         return self._step(fid, None, f"holds a {name} (parameter '{param}'), and the API that begins one "
-                                     f"opens a memalloc_nofs scope  [derived: begin API summary]")
+                                     f"opens a memalloc_{kinds[0]} scope  [derived: begin API summary]")
 
     def _invocation(self, site) -> int | None:
         """Where the function a callback was passed to calls that parameter."""
         return next((i for i, t in enumerate(self.program.targets(site.callee))
                      if t[0] == T_PARAM and t[1] == site.arg), None)
 
-    def _begin_before(self, fid: int, until: int | None) -> int | None:
-        """The last call before `until` that takes a handle (a begin API or a wrapper of one)."""
+    def _begin_before(self, family: Family, fid: int, until: int | None) -> int | None:
+        """The last call before `until` that takes the family's context (a begin API
+        or a wrapper of one)."""
         effects = self.a.effects
+        index = self.space.family_index[family.name]
         found = None
-        for index, target in enumerate(self.program.targets(fid)):
-            if until is not None and index > until:
+        for at, target in enumerate(self.program.targets(fid)):
+            if until is not None and at > until:
                 break
-            if target[0] == T_BEGIN or target[0] == T_FUNC and any(effects.summaries.get(c, st.IDENTITY).held > 0 for c in target[1]):
-                found = index
+            if target[0] == T_BEGIN and effects.family_of(target) == family.name:
+                found = at
+            elif target[0] == T_FUNC and any((effects.summaries.get(c, st.IDENTITY).held or (0,) * (index + 1))[index]
+                                             > 0 for c in target[1]):
+                found = at
         return found
 
-    def _scope_before(self, fid: int, until: int) -> tuple[int, str] | None:
+    def _scope_before(self, family: Family, fid: int, until: int) -> tuple[int, str] | None:
         effects = self.a.effects
         found = None
         for index, target in enumerate(self.program.targets(fid)):
             if index > until:
                 break
-            if target[0] == T_SCOPE and self.rules.scopes[target[1]].op == "open":
+            if target[0] == T_SCOPE and self.rules.scopes[target[1]].op == "open" \
+                    and self.rules.scopes[target[1]].kind in family.scopes:
                 found = (index, f"{target[1]}() opens a {self.rules.scopes[target[1]].kind} scope  [rules: scopes]")
             elif target[0] in (T_FUNC, T_BEGIN) and any(
-                    effects.summaries.get(c, st.IDENTITY).nofs > 0 or effects.summaries.get(c, st.IDENTITY).noio > 0
-                    for c in target[1]):
+                    effects.opens_scope(effects.summaries.get(c, st.IDENTITY)) for c in target[1]):
                 found = (index, f"{self._call_name(fid, index)}() opens a memalloc scope that stays open "
                                 f"after it returns  [derived: function summary]")
         return found
@@ -305,8 +335,4 @@ class Evidence:
         return steps
 
     def _alloc_note(self, check: Check, allocator: str, mask: str) -> str:
-        if check.id in ("nofs-recursion", "nofs-inconsistent"):
-            return f"{allocator}() with {mask}: __GFP_FS and direct reclaim, no memalloc_nofs scope open"
-        if check.id == "nofs-redundant":
-            return f"{allocator}() with {mask} inside the scope"
-        return f"{allocator}() with {mask}"
+        return f"{allocator}() with {mask}{check.alloc_note}"

@@ -3,7 +3,7 @@
 For every place a mask is written (an allocation, or a call passing the mask
 down), the states at the allocations it reaches decide the finding:
 
-- nofs-recursion: __GFP_FS reclaim with a handle held and no scope open;
+- nofs-recursion: __GFP_FS reclaim with a filesystem handle held and no scope open;
 - nofs-inconsistent: __GFP_FS reclaim, unscoped, where NOFS is only believed;
 - nofs-redundant: an explicit NOFS mask with a scope open on every known path;
 - nofs-needless: an explicit NOFS mask on clean paths from system calls only.
@@ -12,165 +12,166 @@ down), the states at the allocations it reaches decide the finding:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from ..findings import Finding
-from ..link import Program
 from ..propagate import state as st
-from ..propagate.contexts import Contexts
-from ..propagate.effects import Effects
-from ..propagate.origins import FS_RECLAIM, NOFS, Origin, Origins, Use
-from ..propagate.witness import BELIEF, HELD, SCOPE, Witness
-from ..ruleset import Ruleset
-from .catalog import NOFS_INCONSISTENT, NOFS_NEEDLESS, NOFS_RECURSION, NOFS_REDUNDANT
-from .evidence import Evidence
+from ..propagate.origins import CLEARED, UNSAFE, Origin
+from ..propagate.witness import BELIEF, CLEAN, HELD, SCOPE, Context
+from .catalog import Check
+from .engine import BELIEVED_UNSCOPED, HELD_UNSCOPED, REACHED, Condition, Engine, Verdict
+
+FAMILY = "fs"
+
+NOFS_RECURSION = Check(
+    id="nofs-recursion",
+    name="NofsRecursion",
+    severity="error",
+    short="Allocation may recurse into filesystem reclaim while a transaction handle is held",
+    full=(
+        "An allocation whose mask carries __GFP_FS and __GFP_DIRECT_RECLAIM (GFP_KERNEL, GFP_USER, "
+        "GFP_KERNEL_ACCOUNT, or an allocator that implies them such as vmalloc() or crypto_alloc_shash()) "
+        "is reached while a filesystem transaction or journal handle is held and no memalloc_nofs or "
+        "memalloc_noio scope is open. Direct reclaim may call back into the filesystem (writeback, inode "
+        "eviction, shrinkers), which can wait for the very transaction this task holds: a reclaim "
+        "deadlock. The chain shows where the handle was taken and every call down to the allocation."
+    ),
+    help=(
+        "Open a scope where the handle is taken (flags = memalloc_nofs_save(); ... "
+        "memalloc_nofs_restore(flags);), as jbd2 and XFS do for every handle, or pass GFP_NOFS at this "
+        "allocation. The scope is preferred (Documentation/core-api/gfp_mask-from-fs-io.rst): it also "
+        "covers allocations in callees you do not control."
+    ),
+    example=(
+        "trans = btrfs_start_transaction(root, 1);\n"
+        "...\n"
+        "name = kmalloc(len, GFP_KERNEL);   /* reclaim may need the running transaction */\n"
+        "...\n"
+        "btrfs_end_transaction(trans);"
+    ),
+    message="{where} with {mask} may recurse into filesystem reclaim while {held} is held{taken} and no "
+            "memalloc_nofs scope is open",
+    alloc_note=": __GFP_FS and direct reclaim, no memalloc_nofs scope open",
+)
+
+NOFS_INCONSISTENT = Check(
+    id="nofs-inconsistent",
+    name="NofsInconsistent",
+    severity="warning",
+    short="GFP_KERNEL allocation below code that allocates with GFP_NOFS",
+    full=(
+        "A function on the call path allocates with an explicit NOFS (or NOIO) mask, so its author "
+        "believes it runs where filesystem reclaim is unsafe, yet a callee allocates with a mask that "
+        "allows filesystem reclaim and no memalloc_nofs scope covers it. Either the GFP_NOFS above is "
+        "needless, or this allocation can deadlock. Belief follows direct calls only: code reached "
+        "through an ops table or a callback is not held to its caller's GFP_NOFS. No path with a held "
+        "transaction handle reaches the allocation (that would be nofs-recursion)."
+    ),
+    help=(
+        "Decide which side is right. If the caller really needs NOFS, open a memalloc_nofs_save() scope "
+        "around the region instead of passing GFP_NOFS, so callees are covered too. If it does not, "
+        "drop its GFP_NOFS."
+    ),
+    example=(
+        "evm_inode_init_security()          /* kzalloc(..., GFP_NOFS) */\n"
+        "  -> evm_init_hmac()\n"
+        "    -> init_desc()                 /* kmalloc(..., GFP_KERNEL) */"
+    ),
+    message="{where} with {mask} is not covered by a memalloc_nofs scope, but {believer} allocates with NOFS "
+            "on this path",
+    alloc_note=": __GFP_FS and direct reclaim, no memalloc_nofs scope open",
+)
+
+NOFS_REDUNDANT = Check(
+    id="nofs-redundant",
+    name="NofsRedundant",
+    severity="note",
+    short="GFP_NOFS inside an active memalloc_nofs scope",
+    full=(
+        "Every known path reaches this explicit NOFS mask with a memalloc_nofs or memalloc_noio scope "
+        "already open (opened in this function, a caller, or by the begin API of a transaction such as "
+        "jbd2's start_this_handle()). The scope clears __GFP_FS at run time, so GFP_KERNEL would behave "
+        "the same here and states the intent more honestly."
+    ),
+    help="Use GFP_KERNEL; the scope already provides NOFS.",
+    example=(
+        "flags = memalloc_nofs_save();\n"
+        "p = kmalloc(len, GFP_NOFS);        /* GFP_KERNEL is enough */\n"
+        "memalloc_nofs_restore(flags);"
+    ),
+    message="{mask} is redundant: a memalloc_nofs/noio scope is open on every known path to this call",
+    alloc_note=" inside the scope",
+)
+
+NOFS_NEEDLESS = Check(
+    id="nofs-needless",
+    name="NofsNeedless",
+    severity="note",
+    short="GFP_NOFS where no caller holds a transaction, scope or NOFS context",
+    full=(
+        "This function is reached only from system calls, and every path to it is clean: no "
+        "transaction handle is held, no scope is open and no caller allocates with NOFS; every caller "
+        "is known (no function pointer to it or its callers escapes). GFP_NOFS here only weakens "
+        "reclaim and makes the allocation likelier to fail or loop."
+    ),
+    help=(
+        "Use GFP_KERNEL. If the function takes a lock that reclaim can also take, say so in a comment "
+        "and open a memalloc_nofs scope around that region instead."
+    ),
+    example="SYSCALL_DEFINE1(foo, ...)\n  -> foo_helper()                   /* kmalloc(..., GFP_NOFS) */",
+    message="{mask} is needless: every path to {function}() starts at a system call with no handle held, no "
+            "scope open and no NOFS caller",
+)
 
 
-@dataclass(frozen=True)
-class Analysis:
-    """Everything the checks read; built by the pipeline."""
-
-    program: Program
-    rules: Ruleset
-    origins: Origins
-    effects: Effects
-    contexts: Contexts
+CHECKS: tuple[Check, ...] = (NOFS_RECURSION, NOFS_INCONSISTENT, NOFS_REDUNDANT, NOFS_NEEDLESS)
 
 
-def run_checks(analysis: Analysis) -> list[Finding]:
-    """All NOFS findings, one per rule and reported call, sorted by place."""
-    return sorted(_Checker(analysis).findings(), key=Finding.sort_key)
+def verdicts(engine: Engine) -> Iterator[Verdict]:
+    """Every NOFS verdict, origin by origin."""
+    family = engine.rules.family_by_name.get(FAMILY)
+    if family is None:
+        return
+    for origin, entry, states in engine.origins_reached():
+        yield from _fs_reclaim(engine, family, origin, entry)
+        if engine.classify(origin.mask, family) == CLEARED:
+            yield from _explicit_nofs(engine, family, origin, entry, states)
 
 
-class _Checker:
-    def __init__(self, analysis: Analysis):
-        self.a = analysis
-        self.program = analysis.program
-        self.contexts = analysis.contexts
-        self.origins = analysis.origins
-        self.witness = Witness(analysis.program, analysis.contexts, analysis.effects, analysis.origins.nofs_sites)
-        self.evidence = Evidence(analysis)
-        self._only_known_callers: dict[int, bool] = {}
-
-    def findings(self) -> Iterator[Finding]:
-        """Decide every finding first, then let the witness search only the part of the
-        program that leads to them, then attach each finding's chain."""
-        verdicts = list(self._verdicts())
-        targets: dict[str, set[int]] = {}
-        for _check, origin, _use, kind, _wanted in verdicts:
-            targets.setdefault(kind, set()).add(origin.fid)
-        self.witness.focus(targets)
-        for check, origin, use, kind, wanted in verdicts:
-            if kind == "clean":
-                chain = self.witness.from_entry(origin.fid)
-            else:
-                chain = self.witness.find(origin.fid, wanted, kind)
-            yield self.evidence.finding(check, origin, use, chain, kind)
-
-    def _verdicts(self) -> Iterator[tuple]:
-        """(check, origin, allocation reached, kind of context, entry states wanted)."""
-        origins = self.origins
-        for fid in sorted(origins.by_function):
-            entry = self.contexts.reached.get(fid, 0)
-            if not entry:
-                continue
-            sites = self.contexts.site_states(fid, entry)
-            for origin in origins.by_function[fid]:
-                yield from self._fs_reclaim(origin, entry)
-                if origins.classify(origin.mask) == NOFS:
-                    yield from self._explicit_nofs(origin, entry, sites[origin.index])
-
-    # -- __GFP_FS allocations ----------------------------------------------------
-    def use_states(self, origin: Origin, use: Use, entry_mask: int) -> int:
-        """States at the allocation `use`, for the origin's function entered in `entry_mask`."""
-        contexts = self.contexts
-        mask = contexts.site_states(origin.fid, entry_mask)[origin.index]
-        if use.fid == origin.fid and use.index == origin.index and not use.hops:
-            return mask
-        for fid, index in use.hops:
-            mask = contexts.site_states(fid, mask)[index]
-        return contexts.site_states(use.fid, mask)[use.index]
-
-    def _fs_reclaim(self, origin: Origin, entry: int) -> Iterator[tuple]:
-        classify = self.origins.classify
-        recursion = inconsistent = None
-        for use in self.origins.uses(origin):
-            if classify(use.mask) != FS_RECLAIM:
-                continue
-            states = self.use_states(origin, use, entry)
-            if recursion is None and any(_held_unscoped(s) for s in st.members(states)):
-                recursion = use
-            if inconsistent is None and any(_believed_unscoped(s) for s in st.members(states)):
-                inconsistent = use
-        if recursion is not None:
-            yield (NOFS_RECURSION, origin, recursion, HELD,
-                   lambda s: any(_held_unscoped(x) for x in st.members(self.use_states(origin, recursion, 1 << s))))
-        elif inconsistent is not None:
-            yield (NOFS_INCONSISTENT, origin, inconsistent, BELIEF,
-                   lambda s: any(_believed_unscoped(x)
-                                 for x in st.members(self.use_states(origin, inconsistent, 1 << s))))
-
-    # -- explicit NOFS masks ---------------------------------------------------------
-    def _explicit_nofs(self, origin: Origin, entry: int, states: int) -> Iterator[tuple]:
-        if not states:
-            return
-        rules = self.a.rules
-        keeps_io = not origin.mask.is_clear(rules.io_bit)
-        members = list(st.members(states))
-        if (keeps_io and all(st.scoped(s) for s in members)) or noio_everywhere(origin, rules, members):
-            yield (NOFS_REDUNDANT, origin, None, SCOPE,
-                   lambda s: bool(self.contexts.site_states(origin.fid, 1 << s)[origin.index]))
-        elif keeps_io and self._needless(origin, entry, members):
-            yield (NOFS_NEEDLESS, origin, None, "clean", None)
-
-    def _needless(self, origin: Origin, entry: int, states: list[int]) -> bool:
-        if any(st.held(s) or st.scoped(s) for s in states):
-            return False
-        if any(s != st.CLEAN for s in st.members(entry)):
-            return False
-        return self.only_known_callers(origin.fid)
-
-    def only_known_callers(self, fid: int) -> bool:
-        """Whether every path to `fid` starts at a system call: among its callers,
-        their callers and so on there is an entry point, and no function that
-        nothing calls (so is called from somewhere unseen) or whose address escapes."""
-        known = self._only_known_callers.get(fid)
-        if known is None:
-            program = self.program
-            pred = program.graph.pred
-            entries = program.entries
-            taken = program.address_taken
-            seen = {fid}
-            stack = [fid]
-            found_entry = False
-            known = True
-            while stack and known:
-                current = stack.pop()
-                if current in entries:
-                    found_entry = True
-                    continue
-                callers = pred[current]
-                if not callers or current in taken:
-                    known = False
-                    break
-                for caller in callers:
-                    if caller not in seen:
-                        seen.add(caller)
-                        stack.append(caller)
-            known = known and found_entry
-            self._only_known_callers[fid] = known
-        return known
+def _fs_reclaim(engine: Engine, family, origin: Origin, entry: int) -> Iterator[Verdict]:
+    """__GFP_FS reclaim reached with a handle held (recursion) or NOFS only believed
+    (inconsistent), and no scope that clears __GFP_FS open."""
+    recursion = inconsistent = None
+    for use in engine.uses(origin):
+        if engine.classify(use.mask, family) != UNSAFE:
+            continue
+        states = list(st.members(engine.use_states(origin, use, entry)))
+        if recursion is None and any(engine.held_unscoped(s, FAMILY) for s in states):
+            recursion = use
+        if inconsistent is None and any(engine.believed_unscoped(s, FAMILY) for s in states):
+            inconsistent = use
+    if recursion is not None:
+        yield Verdict(NOFS_RECURSION, origin, recursion, Context(HELD, FAMILY), Condition(HELD_UNSCOPED, FAMILY))
+    elif inconsistent is not None:
+        yield Verdict(NOFS_INCONSISTENT, origin, inconsistent, Context(BELIEF, FAMILY),
+                      Condition(BELIEVED_UNSCOPED, FAMILY))
 
 
-def noio_everywhere(origin: Origin, rules: Ruleset, states: list[int]) -> bool:
-    """A NOIO mask (IO cleared too) is redundant only inside noio scopes."""
-    return origin.mask.is_clear(rules.io_bit) and all(st.noio_depth(s) for s in states)
+def _explicit_nofs(engine: Engine, family, origin: Origin, entry: int, states: int) -> Iterator[Verdict]:
+    """An explicit mask that speaks for the fs family (GFP_NOFS; GFP_NOIO too while
+    no family of its own claims it): redundant where open scopes already clear
+    every bit it clears, on every path; needless when it clears only __GFP_FS on
+    clean paths that only start at system calls."""
+    if not states or engine.owner(origin.mask) != FAMILY:
+        return
+    members = list(st.members(states))
+    if engine.redundant(origin.mask, members):
+        yield Verdict(NOFS_REDUNDANT, origin, None, Context(SCOPE, FAMILY), Condition(REACHED))
+    elif engine.clears_only(origin.mask, family) and _needless(engine, origin, entry, members):
+        yield Verdict(NOFS_NEEDLESS, origin, None, Context(CLEAN), None)
 
 
-def _held_unscoped(state: int) -> bool:
-    return st.held(state) > 0 and not st.scoped(state)
-
-
-def _believed_unscoped(state: int) -> bool:
-    return st.believed(state) and not st.scoped(state)
-
+def _needless(engine: Engine, origin: Origin, entry: int, states: list[int]) -> bool:
+    if any(engine.any_held(s) or engine.any_scope(s) for s in states):
+        return False
+    if any(s != st.CLEAN for s in st.members(entry)):
+        return False
+    return engine.only_known_callers(origin.fid)

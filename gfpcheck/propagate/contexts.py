@@ -47,7 +47,7 @@ class Contexts:
     def inside(self, fid: int, entry_mask: int) -> int:
         """States inside `fid` entered in the states of `entry_mask`: its entry effect applied."""
         entry = self.effects.entry
-        if fid not in self.program.handle_params:
+        if fid not in self.effects.entered:
             return entry_mask
         out = 0
         for state in st.members(entry_mask):
@@ -124,6 +124,7 @@ class Contexts:
         docstring)."""
         program = self.program
         clean = st.single(st.CLEAN)
+        without_belief = self.effects.space.without_belief
         callbacks = self._callbacks_by_caller.get(fid, ())
         if self.effects.is_plain(fid):
             mask = self.inside(fid, entry_mask)
@@ -137,13 +138,13 @@ class Contexts:
                 for callee, index in direct:
                     yield callee, mask, index, None
                 if indirect:
-                    without = st.without_belief(mask)
+                    without = without_belief(mask)
                     for callee, index in indirect:
                         yield callee, without, index, None
                 for callee, index in free:
                     yield callee, clean, index, None
             for site in callbacks:
-                yield (site.function, st.without_belief(self.invocation_states(site.callee, site.arg, mask)),
+                yield (site.function, without_belief(self.invocation_states(site.callee, site.arg, mask)),
                        site.call, site)
             return
         sites = self.site_states(fid, entry_mask)
@@ -156,13 +157,13 @@ class Contexts:
                 for callee in target[1]:
                     yield callee, mask, index, None
             elif kind == T_INDIRECT:
-                entered = st.without_belief(mask) if target[4] else clean
+                entered = without_belief(mask) if target[4] else clean
                 for callee in target[1]:
                     yield callee, entered, index, None
         for site in callbacks:
             mask = sites[site.call]
             if mask:
-                yield (site.function, st.without_belief(self.invocation_states(site.callee, site.arg, mask)),
+                yield (site.function, without_belief(self.invocation_states(site.callee, site.arg, mask)),
                        site.call, site)
 
     # -- whole program ---------------------------------------------------------------
@@ -178,7 +179,7 @@ class Contexts:
         count = len(program.functions)
         effects = self.effects
         detailed = program.detailed
-        handles = program.handle_params
+        handles = effects.entered  # functions whose entry changes the state
         callbacks = self._callbacks_by_caller
         callees_of = program.callees
         plain = [effects.is_plain(fid) for fid in range(count)]
@@ -191,7 +192,7 @@ class Contexts:
         dirty: dict[int, int] = {}  # states other than clean, per function
         pending: dict[int, int] = {}
         queue: deque[int] = deque()
-        normal = st.entry_normal
+        normal = effects.space.entry_normal
         clean_bit = st.single(st.CLEAN)
         get = dirty.get
 

@@ -27,20 +27,25 @@ from .origins import Origins
 
 _CONTEXT_APIS = frozenset((T_SCOPE, T_BEGIN, T_END, T_STOP))  # calls that always change the context
 _MAX_REVISITS = 8  # a summary in a recursive cycle settles long before this
-_NEUTRAL = st.make(1, 1, 1)  # depths that can move both ways when a summary is measured
 
 
 class Effects:
-    """Per call site effects, function summaries and handle-parameter entry effects."""
+    """Per call site effects, function summaries and the effect of entering a function
+    (a handle parameter, an ops field whose implementations start in a context)."""
 
     def __init__(self, program: Program, rules: Ruleset, origins: Origins):
         self.program = program
         self.rules = rules
         self.origins = origins
+        self.space = space = st.StateSpace([f.name for f in rules.families], rules.scope_kinds)
+        # depths that can move both ways when a summary is measured
+        self._neutral = space.make({f: 1 for f in space.families}, {k: 1 for k in space.scope_kinds})
         self._trees: dict[int, tuple] = {}
         self.summaries: dict[int, st.Effect] = {}
         self._compute_summaries()
         self.implied = self._implied_scopes()
+        self.entered = self._entry_effects()
+        self._entry_cache: dict[tuple[int, int], int] = {}
         self._plain: dict[int, bool] = {}
 
     # -- flow of one function ---------------------------------------------------
@@ -51,30 +56,39 @@ class Effects:
             self._trees[fid] = tree
         return tree
 
+    def family_of(self, target: tuple) -> str:
+        """The family a begin or end API's context belongs to."""
+        name = target[2]
+        return self.rules.begin[name].family if target[0] == T_BEGIN else self.rules.end_family[name]
+
     def site_effects(self, fid: int, index: int, summary: bool) -> tuple[st.Effect, ...] | None:
         """Alternative effects of call `index` of `fid`; None when it changes nothing.
 
-        In context mode (`summary` false) a call that writes an explicit NOFS
-        mask also makes NOFS believed from there on; belief never flows back
-        to callers, so summaries leave it out."""
+        In context mode (`summary` false) a call that writes an explicit mask
+        clearing a family's unsafe bits also makes that family's context believed
+        from there on; belief never flows back to callers, so summaries leave it out."""
         program = self.program
+        space = self.space
         target = program.targets(fid)[index]
         kind = target[0]
         effects: tuple[st.Effect, ...] | None = None
         if kind == T_SCOPE:
             api = self.rules.scopes[target[1]]
-            step = 1 if api.op == "open" else -1
-            effects = (st.Effect(nofs=step) if api.kind == "nofs" else st.Effect(noio=step),)
+            effects = (space.effect(scopes={api.kind: 1 if api.op == "open" else -1}),)
         elif kind == T_BEGIN or kind == T_END:
-            held = 1 if kind == T_BEGIN else -1
+            held = {self.family_of(target): 1 if kind == T_BEGIN else -1}
             bodies = [self.summaries.get(callee, st.IDENTITY) for callee in target[1]] or [st.IDENTITY]
-            effects = tuple(sorted({st.Effect(held, b.nofs, b.noio) for b in bodies}))
+            effects = tuple(sorted({space.normal_effect(space.effect(held)._replace(scopes=b.scopes))
+                                    for b in bodies}))
         elif kind == T_FUNC:
             found = {self.summaries.get(callee, st.IDENTITY) for callee in target[1]}
             if found != {st.IDENTITY}:
                 effects = tuple(sorted(found))
-        if not summary and index in self.origins.nofs_sites.get(fid, ()):
-            effects = tuple(e._replace(belief=True) for e in (effects or (st.IDENTITY,)))
+        if not summary:
+            believed = self.origins.belief_sites.get(fid, {}).get(index)
+            if believed:
+                belief = space.effect(belief=believed).belief
+                effects = tuple(space.normal_effect(e._replace(belief=belief)) for e in (effects or (st.IDENTITY,)))
         return effects
 
     def transfer(self, fid: int, summary: bool) -> Transfer:
@@ -88,7 +102,8 @@ class Effects:
             if index not in cache:
                 cache[index] = self.site_effects(fid, index, summary)
             effects = cache[index]
-            return mask if effects is None else st.apply_effects(effects, mask)
+            return mask if effects is None else space.apply_effects(effects, mask)
+        space = self.space
         return transfer
 
     def failure(self, fid: int) -> Failure:
@@ -98,7 +113,10 @@ class Effects:
         def failure(test: str, index: int) -> str | None:
             target = program.targets(fid)[index]
             if target[0] == T_BEGIN:
-                returns_handle = self.rules.begin[target[2]].result == "handle"
+                result = self.rules.begin[target[2]].result
+                if result == "none":
+                    return None  # it cannot fail
+                returns_handle = result == "handle"
             elif target[0] == T_FUNC and any(c in self.summaries for c in target[1]):
                 returns_handle = any(program.functions[c].returns_pointer for c in target[1])
             else:
@@ -129,7 +147,7 @@ class Effects:
         summaries = self.summaries.keys()
         if fid not in program.detailed:
             return not summaries.isdisjoint(program.callees[fid])
-        if not summary and fid in self.origins.nofs_sites:
+        if not summary and fid in self.origins.belief_sites:
             return True
         for target in program.targets(fid):
             kind = target[0]
@@ -138,17 +156,54 @@ class Effects:
         return False
 
     # -- entry ------------------------------------------------------------------------
+    def _entry_effects(self) -> dict[int, tuple[dict[str, int], dict[str, int]]]:
+        """What entering each function means, for those where it means something:
+        (held per family, scopes per kind).  A handle parameter holds the handle's
+        family, with the scopes its begin APIs open; an implementation of an ops
+        field the rules name as an entry of a family starts in that family's context."""
+        rules = self.rules
+        out: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
+        for fid, (_index, handle) in self.program.handle_params.items():
+            implied = self.implied.get(handle, st.IDENTITY)
+            scopes = {kind: 1 for kind, depth in zip(self.space.scope_kinds, implied.scopes) if depth > 0}
+            out[fid] = ({rules.handle_family.get(handle, "fs"): 1}, scopes)
+        for family, fids in self.program_entries().items():
+            for fid in fids:
+                held, scopes = out.get(fid, ({}, {}))
+                out[fid] = ({**held, family: 1}, scopes)
+        return out
+
+    def program_entries(self) -> dict[str, tuple[int, ...]]:
+        """For each family, the functions bound to an ops field it names as an entry."""
+        resolver = self.program.resolver
+        out: dict[str, tuple[int, ...]] = {}
+        for family in self.rules.families:
+            found: set[int] = set()
+            for struct, member in family.entries:
+                found.update(resolver.by_member.get((resolver.types.canonical(struct), member), ()))
+            if found:
+                out[family.name] = tuple(sorted(found))
+        return out
+
     def entry(self, fid: int, state: int) -> int:
-        """The state inside a function entered in `state`: a handle parameter means a
-        handle is held, and a handle whose begin API opens a scope means that scope."""
-        handle = self.program.handle_params.get(fid)
-        if handle is None:
-            return state
-        implied = self.implied.get(handle[1], st.IDENTITY)
-        return st.make(max(st.held(state), 1),
-                       max(st.nofs_depth(state), 1 if implied.nofs > 0 else 0),
-                       max(st.noio_depth(state), 1 if implied.noio > 0 else 0),
-                       st.believed(state))
+        """The state inside a function entered in `state` (see _entry_effects)."""
+        key = (fid, state)
+        found = self._entry_cache.get(key)
+        if found is None:
+            entered = self.entered.get(fid)
+            if entered is None:
+                found = state
+            else:
+                space = self.space
+                current = space.state(state)
+                held, scopes = entered
+                found = space.id(current._replace(
+                    held=tuple(max(d, 1) if f in held else d
+                               for f, d in zip(space.families, current.held, strict=True)),
+                    scopes=tuple(max(d, 1) if k in scopes else d
+                                 for k, d in zip(space.scope_kinds, current.scopes, strict=True))))
+            self._entry_cache[key] = found
+        return found
 
     # -- summaries ------------------------------------------------------------------------
     def _compute_summaries(self) -> None:
@@ -185,25 +240,36 @@ class Effects:
         if not self._changes_context(fid, summary=True):
             return st.IDENTITY
         function = self.program.functions[fid]
-        result = run_flow(self.tree(fid), self.program.calls(fid), st.single(_NEUTRAL),
+        space = self.space
+        result = run_flow(self.tree(fid), self.program.calls(fid), st.single(self._neutral),
                           self.transfer(fid, summary=True), self.failure(fid), mark_failures=True,
-                          void=function.return_type == "void" and not function.returns_pointer)
-        return _combine({(st.held(s) - 1, st.nofs_depth(s) - 1, st.noio_depth(s) - 1)
-                         for s in st.members(result.final) if not st.failed(s)})
+                          void=function.return_type == "void" and not function.returns_pointer,
+                          mark_failed=space.mark_failed)
+        changes = set()
+        for sid in st.members(result.final):
+            state = space.state(sid)
+            if not state.failed:
+                changes.add((tuple(d - 1 for d in state.held), tuple(d - 1 for d in state.scopes)))
+        return _combine(changes, space)
 
     def _implied_scopes(self) -> dict[str, st.Effect]:
-        """For each handle type: the scope its begin APIs open, as measured from their code."""
-        implied: dict[str, st.Effect] = {}
+        """For each handle type: the scopes its begin APIs open, as measured from their code."""
+        implied: dict[str, tuple[int, ...]] = {}
         resolver = self.program.resolver
+        none = (0,) * len(self.space.scope_kinds)
         for api in self.rules.begin.values():
             for fid in resolver.functions_by_name.get(api.name, ()) + resolver.macros_by_name.get(api.name, ()):
-                effect = self.summaries.get(fid, st.IDENTITY)
-                known = implied.get(api.handle_type, st.IDENTITY)
-                implied[api.handle_type] = st.Effect(0, max(known.nofs, effect.nofs), max(known.noio, effect.noio))
-        return {t: e for t, e in implied.items() if e.nofs > 0 or e.noio > 0}
+                opened = self.summaries.get(fid, st.IDENTITY).scopes or none
+                known = implied.get(api.handle_type, none)
+                implied[api.handle_type] = tuple(max(a, b) for a, b in zip(known, opened, strict=True))
+        return {t: self.space.effect(scopes=dict(zip(self.space.scope_kinds, scopes, strict=True)))
+                for t, scopes in implied.items() if any(d > 0 for d in scopes)}
+
+    def opens_scope(self, effect: st.Effect) -> bool:
+        return any(d > 0 for d in effect.scopes)
 
 
-def _combine(changes: set[tuple[int, int, int]]) -> st.Effect:
+def _combine(changes: set[tuple[tuple[int, ...], tuple[int, ...]]], space: st.StateSpace) -> st.Effect:
     """The net change along the final return's non-failure paths, when they agree.
 
     Paths that disagree (`if (start) begin(); ... if (start) end();` seen without
@@ -211,5 +277,6 @@ def _combine(changes: set[tuple[int, int, int]]) -> st.Effect:
     so recursion cannot inflate it."""
     if len(changes) != 1:
         return st.IDENTITY
-    (change,) = changes
-    return st.Effect(*(max(-1, min(1, d)) for d in change))
+    ((held, scopes),) = changes
+    return space.normal_effect(st.Effect(tuple(max(-1, min(1, d)) for d in held),
+                                         tuple(max(-1, min(1, d)) for d in scopes)))

@@ -28,7 +28,6 @@ from .flowtree import (
     RETURN_SUCCESS,
     RETURN_UNKNOWN,
 )
-from .state import mark_failed
 
 _LOOP_ROUNDS = 3
 
@@ -45,12 +44,14 @@ class FlowResult(NamedTuple):
 
 
 def run_flow(tree: tuple, calls: tuple, entry: int, transfer: Transfer, failure: Failure,
-             mark_failures: bool = False, void: bool = False) -> FlowResult:
+             mark_failures: bool = False, void: bool = False,
+             mark_failed: Callable[[int], int] | None = None) -> FlowResult:
     """States at every call of a function entered in the states of `entry` (a bitmask).
 
     With `mark_failures`, states on the failure branch of a context-changing call
-    carry state.FAILED, so a summary can tell failure paths from the rest."""
-    run = _Run(calls, transfer, failure, mark_failures)
+    are marked by `mark_failed` (State.failed), so a summary can tell failure
+    paths from the rest."""
+    run = _Run(calls, transfer, failure, mark_failed if mark_failures else None)
     end = run.block(tree, entry)
     return FlowResult(tuple(run.sites), run.exits | end, _final(run, end, void))
 
@@ -81,7 +82,7 @@ class _Run:
         "exits",
         "failure",
         "kinds",
-        "mark_failures",
+        "mark_failed",
         "pending",
         "returns",
         "sites",
@@ -89,11 +90,12 @@ class _Run:
         "transfer",
     )
 
-    def __init__(self, calls: tuple, transfer: Transfer, failure: Failure, mark_failures: bool):
+    def __init__(self, calls: tuple, transfer: Transfer, failure: Failure,
+                 mark_failed: Callable[[int], int] | None):
         self.calls = calls
         self.transfer = transfer
         self.failure = failure
-        self.mark_failures = mark_failures
+        self.mark_failed = mark_failed
         self.sites = [0] * len(calls)
         self.exits = 0
         self.returns: dict[int, int] = {}  # return number -> states
@@ -134,8 +136,8 @@ class _Run:
                 if test is not None and test[1] in self.before:
                     index, previous = self.before[test[1]]
                     failed = self.failure(test[0], index)
-                    if self.mark_failures:
-                        previous = mark_failed(previous)
+                    if self.mark_failed is not None:
+                        previous = self.mark_failed(previous)
                     if failed == "then":
                         then_mask = previous
                     elif failed == "else":

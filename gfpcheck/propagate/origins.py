@@ -16,13 +16,13 @@ from typing import NamedTuple
 from ..facts import CALL_ARGS, PARAM_NAME
 from ..link import T_ALLOC, T_BEGIN, T_END, T_FUNC, Program
 from ..masks import UNKNOWN, Mask
-from ..ruleset import Ruleset
+from ..ruleset import Family, Ruleset
 
 MAX_FORWARD_DEPTH = 6
 
-# Mask classes
-FS_RECLAIM = "fs"  # may enter direct reclaim with __GFP_FS: can recurse into a filesystem
-NOFS = "nofs"  # __GFP_FS cleared on purpose (GFP_NOFS, GFP_NOIO, ... & ~__GFP_FS), not opportunistically
+# Mask classes, for a context family
+UNSAFE = "unsafe"  # may enter direct reclaim with a bit the family forbids (__GFP_FS for fs): can recurse
+CLEARED = "cleared"  # the family's bits cleared on purpose (GFP_NOFS for fs, GFP_NOIO), not opportunistically
 OTHER = "other"
 
 
@@ -54,28 +54,43 @@ class Origins:
         self.algebra = rules.algebra
         self._envs: dict[int, dict[str, Mask]] = {}
         self._free_names: dict[str, frozenset[str]] = {}
+        self._unsafe = {family.name: rules.unsafe_bits(family) for family in rules.families}
         self.mask_params = self._mask_params()
         self.by_function: dict[int, tuple[Origin, ...]] = {}
         for fid in sorted(program.detailed):
             found = tuple(self._find(fid))
             if found:
                 self.by_function[fid] = found
-        # call sites that write an explicit NOFS mask: from there on, NOFS is believed
-        self.nofs_sites: dict[int, frozenset[int]] = {}
+        # Call sites that write an explicit mask clearing a family's bits: from there
+        # on, that family's context is believed (not where the rules call it a habit).
+        self.belief_sites: dict[int, dict[int, frozenset[str]]] = {}
         for fid, origins in self.by_function.items():
-            sites = frozenset(o.index for o in origins if self.classify(o.mask) == NOFS)
+            path = program.path(fid)
+            sites: dict[int, frozenset[str]] = {}
+            for origin in origins:
+                believed = frozenset(family.name for family in rules.families
+                                     if self.classify(origin.mask, family) == CLEARED
+                                     and not path.startswith(family.habits))
+                if believed:
+                    sites[origin.index] = believed
             if sites:
-                self.nofs_sites[fid] = sites
+                self.belief_sites[fid] = sites
 
     # -- classification ------------------------------------------------------
-    def classify(self, mask: Mask) -> str:
+    def classify(self, mask: Mask, family: Family) -> str:
+        """UNSAFE, CLEARED or OTHER: what the mask means in the family's context."""
         rules = self.rules
-        if mask.is_set(rules.fs_bit) and mask.is_set(rules.reclaim_bit):
-            return FS_RECLAIM
-        if mask.is_clear(rules.fs_bit) and not mask.is_clear(rules.reclaim_bit) \
+        bits = self._unsafe[family.name]
+        if mask.is_set(bits) and mask.is_set(rules.reclaim_bit):
+            return UNSAFE
+        if mask.known & ~mask.value & bits == bits and not mask.is_clear(rules.reclaim_bit) \
                 and not mask.is_set(rules.opportunistic_bits):
-            return NOFS
+            return CLEARED
         return OTHER
+
+    def meaningful(self, mask: Mask) -> bool:
+        """Whether the mask means something in some family: a site worth keeping."""
+        return any(self.classify(mask, family) != OTHER for family in self.rules.families)
 
     # -- masks written in a function ---------------------------------------------
     def env(self, fid: int) -> dict[str, Mask]:
@@ -126,7 +141,7 @@ class Origins:
                 if self._free(text) & params:
                     continue  # the caller decides
                 mask = algebra.try_evaluate(text, self.env(fid))
-                if self.classify(mask) != OTHER:
+                if self.meaningful(mask):
                     yield Origin(fid, index, allocator.gfp_arg, text, mask, allocator.name)
             elif kind in (T_FUNC, T_BEGIN, T_END):
                 for arg, text in enumerate(args):
@@ -135,7 +150,7 @@ class Origins:
                     if self._free(text) & params or not (algebra.is_mask_text(text) or text in self.env(fid)):
                         continue
                     mask = algebra.try_evaluate(text, self.env(fid))
-                    if self.classify(mask) != OTHER:
+                    if self.meaningful(mask):
                         yield Origin(fid, index, arg, text, mask, "")
 
     # -- parameters that carry masks -------------------------------------------------

@@ -1,60 +1,54 @@
-"""The allocation context at a program point, packed into a small int.
+"""The allocation context at a program point, as a typed value.
 
-A state records how many transaction handles are held, how many memalloc
-nofs and noio scopes are open (each counted up to 3, so nested scopes close
-correctly), and whether NOFS is believed (an explicit NOFS mask was written
-on the path).  A set of states is an int bitmask over the 256 states.
+A `State` records, for each context family of the rules (fs: a filesystem
+transaction; io: a frozen or entered request queue; ...), how many of its
+handles are held and whether an explicit mask clearing its unsafe bits was
+written on the path (the author believes the context holds); and, for each
+scope kind (nofs, noio), how many scopes are open.  Depths count up to
+DEPTH_MAX, so nested saves and restores close correctly.
+
+The analysis handles sets of states by the million, so a `StateSpace` interns
+each state as a small integer id and a set of states is a Python int used as
+a bitmask over ids: the id space grows with the states that really occur, so
+there is no fixed budget of bits, and union and intersection stay single
+operations.  Id 0 is the clean state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from functools import lru_cache
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-HELD_SHIFT, NOFS_SHIFT, NOIO_SHIFT = 0, 2, 4
-BELIEF = 1 << 6
-# Set only while a summary is measured: the path went through the failure
-# branch of a call that takes a handle or opens a scope.
-FAILED = 1 << 7
 DEPTH_MAX = 3
-CLEAN = 0
-SCOPE_BITS = (DEPTH_MAX << NOFS_SHIFT) | (DEPTH_MAX << NOIO_SHIFT)
+CLEAN = 0  # id of the clean state in every space
 
 
-def held(state: int) -> int:
-    return state & DEPTH_MAX
+class State(NamedTuple):
+    held: tuple[int, ...]  # per family: handles held
+    scopes: tuple[int, ...]  # per scope kind: scopes open
+    belief: tuple[bool, ...]  # per family: an explicit mask says the context holds
+    # Set only while a summary is measured: the path went through the failure
+    # branch of a call that takes a handle or opens a scope.
+    failed: bool = False
 
 
-def nofs_depth(state: int) -> int:
-    return (state >> NOFS_SHIFT) & DEPTH_MAX
+class Effect(NamedTuple):
+    """What a call does to the context: depth changes per family and scope kind,
+    and the families whose context it makes believed.  Empty tuples mean no change."""
+
+    held: tuple[int, ...] = ()
+    scopes: tuple[int, ...] = ()
+    belief: tuple[bool, ...] = ()
+
+    def is_identity(self) -> bool:
+        return not any(self.held) and not any(self.scopes) and not any(self.belief)
 
 
-def noio_depth(state: int) -> int:
-    return (state >> NOIO_SHIFT) & DEPTH_MAX
-
-
-def scoped(state: int) -> bool:
-    """A nofs or noio scope is open: __GFP_FS is cleared at run time."""
-    return bool(state & SCOPE_BITS)
-
-
-def believed(state: int) -> bool:
-    return bool(state & BELIEF)
-
-
-def make(held_depth: int = 0, nofs: int = 0, noio: int = 0, belief: bool = False) -> int:
-    clamp = _clamp
-    return (clamp(held_depth) << HELD_SHIFT) | (clamp(nofs) << NOFS_SHIFT) | (clamp(noio) << NOIO_SHIFT) | \
-        (BELIEF if belief else 0)
-
-
-def _clamp(depth: int) -> int:
-    return 0 if depth < 0 else min(depth, DEPTH_MAX)
+IDENTITY = Effect()
 
 
 def members(mask: int) -> Iterator[int]:
-    """The states in a bitmask, lowest first."""
+    """The state ids in a bitmask, lowest first."""
     while mask:
         low = mask & -mask
         yield low.bit_length() - 1
@@ -65,72 +59,161 @@ def single(state: int) -> int:
     return 1 << state
 
 
-@lru_cache(maxsize=1 << 12)
-def entry_normal(mask: int) -> int:
-    """States as a function is entered in them: each depth reduced to held or not,
-    scoped or not.  Depth matters inside a function (its own save and restore
-    pair) and two callers nesting differently need no separate visit."""
-    out = 0
-    for state in members(mask):
-        out |= 1 << make(min(held(state), 1), min(nofs_depth(state), 1), min(noio_depth(state), 1),
-                         believed(state))
-    return out
+def _clamp(depth: int) -> int:
+    return 0 if depth < 0 else min(depth, DEPTH_MAX)
 
 
-@lru_cache(maxsize=1 << 12)
-def without_belief(mask: int) -> int:
-    out = 0
-    for state in members(mask):
-        out |= 1 << (state & ~BELIEF)
-    return out
+class StateSpace:
+    """Interned states of one analysis: `families` and `scope_kinds` name the
+    positions of State.held/belief and State.scopes."""
 
+    def __init__(self, families: Sequence[str], scope_kinds: Sequence[str]):
+        self.families = tuple(families)
+        self.scope_kinds = tuple(scope_kinds)
+        self.family_index = {name: i for i, name in enumerate(self.families)}
+        self.scope_index = {name: i for i, name in enumerate(self.scope_kinds)}
+        self.states: list[State] = []
+        self.ids: dict[State, int] = {}
+        self.clean = State((0,) * len(self.families), (0,) * len(self.scope_kinds), (False,) * len(self.families))
+        assert self.id(self.clean) == CLEAN
+        self._normal: dict[int, int] = {}
+        self._unbelieved: dict[int, int] = {}
+        self._applied: dict[tuple, int] = {}
+        self._flagged: dict[object, list[int]] = {}  # predicate -> [ids checked so far, bitmask of those that pass]
 
-def failed(state: int) -> bool:
-    return bool(state & FAILED)
+    # -- ids -------------------------------------------------------------------
+    def id(self, state: State) -> int:
+        found = self.ids.get(state)
+        if found is None:
+            found = self.ids[state] = len(self.states)
+            self.states.append(state)
+        return found
 
+    def state(self, sid: int) -> State:
+        return self.states[sid]
 
-def mark_failed(mask: int) -> int:
-    out = 0
-    for state in members(mask):
-        out |= 1 << (state | FAILED)
-    return out
+    def make(self, held: dict[str, int] | None = None, scopes: dict[str, int] | None = None,
+             belief: Sequence[str] = ()) -> int:
+        """The id of a state given by name: `make({"fs": 1}, {"nofs": 1})`."""
+        held = held or {}
+        scopes = scopes or {}
+        return self.id(State(tuple(_clamp(held.get(f, 0)) for f in self.families),
+                             tuple(_clamp(scopes.get(k, 0)) for k in self.scope_kinds),
+                             tuple(f in belief for f in self.families)))
 
+    # -- questions -------------------------------------------------------------
+    def held(self, sid: int, family: int) -> int:
+        return self.states[sid].held[family]
 
-class Effect(NamedTuple):
-    """What a call does to the context: depth changes, and whether it makes NOFS believed."""
+    def any_held(self, sid: int) -> bool:
+        return any(self.states[sid].held)
 
-    held: int = 0
-    nofs: int = 0
-    noio: int = 0
-    belief: bool = False
+    def scope_depth(self, sid: int, kind: str) -> int:
+        index = self.scope_index.get(kind)
+        return self.states[sid].scopes[index] if index is not None else 0
 
-    def apply(self, state: int) -> int:
-        return make(held(state) + self.held, nofs_depth(state) + self.nofs, noio_depth(state) + self.noio,
-                    believed(state) or self.belief) | (state & FAILED)
+    def scoped(self, sid: int, kinds: frozenset[int]) -> bool:
+        """Whether a scope of any of these kinds (indices) is open."""
+        scopes = self.states[sid].scopes
+        return any(scopes[k] for k in kinds)
 
+    def any_scope(self, sid: int) -> bool:
+        return any(self.states[sid].scopes)
 
-IDENTITY = Effect()
+    def believed(self, sid: int, family: int) -> bool:
+        return self.states[sid].belief[family]
 
+    def failed(self, sid: int) -> bool:
+        return self.states[sid].failed
 
-@lru_cache(maxsize=1 << 16)
-def apply_effects(effects: tuple[Effect, ...], mask: int) -> int:
-    """The states after a call with any of `effects` (alternatives: several
-    possible callees), from the states in `mask`."""
-    out = 0
-    for state in members(mask):
-        for effect in effects:
-            out |= 1 << effect.apply(state)
-    return out
+    def flagged(self, key: object, predicate) -> int:
+        """Bitmask of every id `predicate(id)` accepts, kept up to date as the space grows."""
+        known = self._flagged.get(key)
+        if known is None:
+            known = self._flagged[key] = [0, 0]
+        while known[0] < len(self.states):
+            if predicate(known[0]):
+                known[1] |= 1 << known[0]
+            known[0] += 1
+        return known[1]
 
+    def describe(self, sid: int) -> str:
+        state = self.states[sid]
+        parts = [f"{family} context held" for family, depth in zip(self.families, state.held, strict=True) if depth]
+        parts += [f"{kind} scope" for kind, depth in zip(self.scope_kinds, state.scopes, strict=True) if depth]
+        parts += [f"{family} believed" for family, on in zip(self.families, state.belief, strict=True) if on]
+        return ", ".join(parts) or "clean"
 
-def describe(state: int) -> str:
-    parts = []
-    if held(state):
-        parts.append("handle held")
-    if nofs_depth(state):
-        parts.append("nofs scope")
-    if noio_depth(state):
-        parts.append("noio scope")
-    if believed(state):
-        parts.append("NOFS believed")
-    return ", ".join(parts) or "clean"
+    # -- sets of states --------------------------------------------------------
+    def entry_normal(self, mask: int) -> int:
+        """States as a function is entered in them: each depth reduced to held or not,
+        scoped or not.  Depth matters inside a function (its own save and restore
+        pair) and two callers nesting differently need no separate visit."""
+        out = self._normal.get(mask)
+        if out is None:
+            out = 0
+            for sid in members(mask):
+                state = self.states[sid]
+                out |= 1 << self.id(State(tuple(min(d, 1) for d in state.held),
+                                           tuple(min(d, 1) for d in state.scopes), state.belief))
+            self._normal[mask] = out
+        return out
+
+    def without_belief(self, mask: int) -> int:
+        out = self._unbelieved.get(mask)
+        if out is None:
+            out = 0
+            nobody = (False,) * len(self.families)
+            for sid in members(mask):
+                out |= 1 << self.id(self.states[sid]._replace(belief=nobody))
+            self._unbelieved[mask] = out
+        return out
+
+    def mark_failed(self, mask: int) -> int:
+        out = 0
+        for sid in members(mask):
+            out |= 1 << self.id(self.states[sid]._replace(failed=True))
+        return out
+
+    def apply(self, effect: Effect, sid: int) -> int:
+        state = self.states[sid]
+        held, scopes, belief = state.held, state.scopes, state.belief
+        if effect.held:
+            held = tuple(_clamp(d + e) for d, e in zip(held, effect.held, strict=True))
+        if effect.scopes:
+            scopes = tuple(_clamp(d + e) for d, e in zip(scopes, effect.scopes, strict=True))
+        if effect.belief:
+            belief = tuple(b or e for b, e in zip(belief, effect.belief, strict=True))
+        return self.id(State(held, scopes, belief, state.failed))
+
+    def apply_effects(self, effects: tuple[Effect, ...], mask: int) -> int:
+        """The states after a call with any of `effects` (alternatives: several
+        possible callees), from the states in `mask`."""
+        key = (effects, mask)
+        out = self._applied.get(key)
+        if out is None:
+            out = 0
+            for sid in members(mask):
+                for effect in effects:
+                    out |= 1 << self.apply(effect, sid)
+            if len(self._applied) > 1 << 16:
+                self._applied.clear()
+            self._applied[key] = out
+        return out
+
+    # -- effects ---------------------------------------------------------------
+    def effect(self, held: dict[str, int] | None = None, scopes: dict[str, int] | None = None,
+               belief: Sequence[str] = ()) -> Effect:
+        """An Effect given by name: `effect({"fs": 1})` takes an fs handle."""
+        held = held or {}
+        scopes = scopes or {}
+        return self.normal_effect(Effect(tuple(held.get(f, 0) for f in self.families) if held else (),
+                                         tuple(scopes.get(k, 0) for k in self.scope_kinds) if scopes else (),
+                                         tuple(f in belief for f in self.families) if belief else ()))
+
+    def normal_effect(self, effect: Effect) -> Effect:
+        """The effect with every part spelled out (or IDENTITY), so equal effects compare equal."""
+        if effect.is_identity():
+            return IDENTITY
+        return Effect(effect.held or (0,) * len(self.families), effect.scopes or (0,) * len(self.scope_kinds),
+                      effect.belief or (False,) * len(self.families))

@@ -1,8 +1,9 @@
 """The shortest call chain that proves a finding.
 
-For each kind of context (a handle held, NOFS believed, a scope open) one
-breadth-first search runs forward from the functions that start it (a
-handle parameter or begin call, an explicit NOFS mask, a scope opened) over
+For each kind of context (a family's handle held, its context believed, a
+scope that neutralises it open) one breadth-first search runs forward from
+the functions that start it (a handle parameter, an ops entry or a begin
+call, an explicit mask clearing the family's bits, a scope opened) over
 the states functions are actually entered in.  Each (function, state) keeps
 the call it was first reached by, so the chain behind any finding is read
 back from there: a shortest one from the nearest place the context starts.
@@ -22,15 +23,16 @@ from . import state as st
 from .contexts import Contexts
 from .effects import Effects
 
-HELD, BELIEF, SCOPE = "held", "belief", "scope"
+HELD, BELIEF, SCOPE, CLEAN = "held", "belief", "scope", "clean"
 
-_FLAGS: dict[str, Callable[[int], bool]] = {
-    HELD: lambda s: st.held(s) > 0,
-    BELIEF: st.believed,
-    SCOPE: st.scoped,
-}
-# For each kind, the bitmask of every state that has the flag.
-_FLAGGED = {kind: sum(1 << s for s in range(1 << 8) if flag(s)) for kind, flag in _FLAGS.items()}
+
+class Context(NamedTuple):
+    """A kind of context a chain proves: `family`'s handle held (HELD), its context
+    believed (BELIEF), a scope that neutralises it open (SCOPE), or a clean start
+    at a system call (CLEAN, no family)."""
+
+    what: str
+    family: str = ""
 
 
 class Link(NamedTuple):
@@ -53,24 +55,41 @@ Node = tuple[int, int]  # (function, entry state)
 
 
 class Witness:
-    def __init__(self, program: Program, contexts: Contexts, effects: Effects, nofs_sites: dict[int, frozenset]):
+    def __init__(self, program: Program, contexts: Contexts, effects: Effects,
+                 belief_sites: dict[int, dict[int, frozenset[str]]]):
         self.program = program
         self.contexts = contexts
         self.effects = effects
-        self.nofs_sites = nofs_sites
-        self._forests: dict[str, dict[Node, tuple[Node, Link] | None]] = {}
+        self.space = effects.space
+        self.belief_sites = belief_sites
+        self._forests: dict[Context, dict[Node, tuple[Node, Link] | None]] = {}
         self._entry_parents: dict[int, tuple[int, Link] | None] | None = None
-        self._relevant: dict[str, set[int]] = {}
+        self._relevant: dict[Context, set[int]] = {}
 
-    def focus(self, targets: dict[str, set[int]]) -> None:
+    def flag(self, kind: Context) -> Callable[[int], bool]:
+        """Whether a state has this kind of context."""
+        space = self.space
+        family = space.family_index[kind.family]
+        if kind.what == HELD:
+            return lambda sid: space.held(sid, family) > 0
+        if kind.what == BELIEF:
+            return lambda sid: space.believed(sid, family)
+        kinds = frozenset(space.scope_index[k] for k in self.effects.rules.family_by_name[kind.family].scopes
+                          if k in space.scope_index)
+        return lambda sid: space.scoped(sid, kinds)
+
+    def _flagged(self, kind: Context) -> int:
+        return self.space.flagged(kind, self.flag(kind))
+
+    def focus(self, targets: dict[Context, set[int]]) -> None:
         """Search only toward these functions (per kind of context): the forest then
         grows through their callers that carry that context, and no further."""
         pred = self.program.graph.pred
         reached = self.contexts.reached
         for kind, fids in targets.items():
-            if kind not in _FLAGS:
+            if kind.what == CLEAN:
                 continue
-            flagged = _FLAGGED[kind]
+            flagged = self._flagged(kind)
             relevant = set(fids)
             stack = [fid for fid in fids if reached.get(fid, 0) & flagged]
             while stack:
@@ -82,10 +101,10 @@ class Witness:
                             stack.append(caller)
             self._relevant[kind] = relevant
 
-    def find(self, fid: int, wanted: Callable[[int], bool], kind: str) -> Chain | None:
+    def find(self, fid: int, wanted: Callable[[int], bool], kind: Context) -> Chain | None:
         """A shortest chain into `fid`, entered in a state `wanted` accepts, from the
         nearest function where the `kind` of context starts."""
-        flag = _FLAGS[kind]
+        flag = self.flag(kind)
         forest = self._forest(kind)
         best: tuple | None = None
         for state in st.members(self.contexts.reached.get(fid, 0)):
@@ -156,15 +175,15 @@ class Witness:
         return target[0] == T_INDIRECT and target[3] == NAME_ONLY
 
     # -- one forest per kind of context ------------------------------------------
-    def _forest(self, kind: str) -> dict[Node, tuple[Node, Link] | None]:
+    def _forest(self, kind: Context) -> dict[Node, tuple[Node, Link] | None]:
         forest = self._forests.get(kind)
         if forest is None:
             forest = self._grow(kind)
             self._forests[kind] = forest
         return forest
 
-    def _grow(self, kind: str) -> dict[Node, tuple[Node, Link] | None]:
-        flag = _FLAGS[kind]
+    def _grow(self, kind: Context) -> dict[Node, tuple[Node, Link] | None]:
+        flag = self.flag(kind)
         contexts = self.contexts
         reached = contexts.reached
         fast = contexts.fast
@@ -225,25 +244,29 @@ class Witness:
                     primary.append(child)
         return forest
 
-    def _starters(self, kind: str) -> set[int]:
+    def _starters(self, kind: Context) -> set[int]:
         """Functions in which this kind of context can start: those with a rules API
-        call, a handle parameter, or a call to a function whose summary starts it."""
+        call, a handle parameter or an ops entry, or a call to a function whose
+        summary starts it."""
         program = self.program
         effects = self.effects
-        if kind == BELIEF:
-            return set(self.nofs_sites)
+        space = self.space
+        family = kind.family
+        if kind.what == BELIEF:
+            return {fid for fid, sites in self.belief_sites.items() if any(family in f for f in sites.values())}
         out: set[int] = set()
-        if kind == HELD:
-            out.update(program.handle_params)
-            apis = (T_BEGIN,)
-            starts = [fid for fid, e in effects.summaries.items() if e.held > 0]
+        index = space.family_index[family]
+        if kind.what == HELD:
+            out.update(fid for fid, (held, _scopes) in effects.entered.items() if family in held)
+            starts = [fid for fid, e in effects.summaries.items() if e.held and e.held[index] > 0]
+            apis = {fid for fid in program.detailed
+                    if any(t[0] == T_BEGIN and effects.family_of(t) == family for t in program.targets(fid))}
         else:
-            out.update(fid for fid, (_index, handle) in program.handle_params.items() if handle in effects.implied)
-            apis = (T_SCOPE, T_BEGIN)
-            starts = [fid for fid, e in effects.summaries.items() if e.nofs > 0 or e.noio > 0]
-        for fid in program.detailed:
-            if any(t[0] in apis for t in program.targets(fid)):
-                out.add(fid)
+            kinds = self.effects.rules.family_by_name[family].scopes
+            out.update(fid for fid, (_held, scopes) in effects.entered.items() if kinds & scopes.keys())
+            starts = [fid for fid, e in effects.summaries.items() if effects.opens_scope(e)]
+            apis = {fid for fid in program.detailed if any(t[0] in (T_SCOPE, T_BEGIN) for t in program.targets(fid))}
+        out |= apis
         pred = program.graph.pred
         for fid in starts:
             out.update(pred[fid])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..checks.catalog import BY_ID
+from ..checks import BY_ID
 from ..findings import Finding
 
 PRE_EXISTING = " [pre-existing: its chain runs through a changed line]"

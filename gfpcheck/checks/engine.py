@@ -1,0 +1,208 @@
+"""What the checks read, and the questions they ask of it.
+
+The pipeline builds an `Analysis` (program, rules, origins, effects,
+contexts); checks modules turn it into `Verdict`s through an `Engine`, which
+answers in the kernel's terms — which states reach this allocation, is a
+family's handle held there with no scope that neutralises it, is the
+family's context only believed — so no check reads how a state is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..link import Program
+from ..propagate import state as st
+from ..propagate.contexts import Contexts
+from ..propagate.effects import Effects
+from ..propagate.origins import Origin, Origins, Use
+from ..propagate.witness import Context
+from ..ruleset import Family, Ruleset
+from .catalog import Check
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the checks read; built by the pipeline."""
+
+    program: Program
+    rules: Ruleset
+    origins: Origins
+    effects: Effects
+    contexts: Contexts
+
+
+class Condition(NamedTuple):
+    """What must hold at the reported allocation, for a state to prove a verdict:
+    HELD_UNSCOPED or BELIEVED_UNSCOPED of `family`, or REACHED (any state)."""
+
+    test: str
+    family: str = ""
+
+
+HELD_UNSCOPED = "held-unscoped"
+BELIEVED_UNSCOPED = "believed-unscoped"
+REACHED = "reached"
+
+
+class Verdict(NamedTuple):
+    """A finding decided, before its evidence is written: the check, where the mask
+    is written (`origin`), the allocation it reaches (`use`, None for the origin
+    itself), the kind of context its chain must prove, and what must hold at the
+    allocation (None: a clean chain from a system call is enough)."""
+
+    check: Check
+    origin: Origin
+    use: Use | None
+    context: Context
+    condition: Condition | None
+
+
+class Engine:
+    """The analysis, asked as the checks ask it."""
+
+    def __init__(self, analysis: Analysis):
+        self.analysis = analysis
+        self.program = analysis.program
+        self.rules = analysis.rules
+        self.origins = analysis.origins
+        self.contexts = analysis.contexts
+        self.space = analysis.effects.space
+        self._neutralisers = {
+            family.name: frozenset(self.space.scope_index[k] for k in family.scopes if k in self.space.scope_index)
+            for family in self.rules.families}
+        self._only_known_callers: dict[int, bool] = {}
+        rules = self.rules
+        self._scope_bits = [rules.bits_of(rules.scope_clears.get(kind, ())) for kind in self.space.scope_kinds]
+        self._relevant = 0  # every bit some scope clears: the bits masks are compared on
+        for bits in self._scope_bits:
+            self._relevant |= bits
+        self._scope_cleared: dict[int, int] = {}
+
+    # -- where masks are written, and the states there -------------------------------
+    def origins_reached(self) -> Iterator[tuple[Origin, int, int]]:
+        """(origin, entry states of its function, states at its call) for every origin
+        in a function some path reaches, in a stable order."""
+        origins = self.origins
+        for fid in sorted(origins.by_function):
+            entry = self.contexts.reached.get(fid, 0)
+            if not entry:
+                continue
+            sites = self.contexts.site_states(fid, entry)
+            for origin in origins.by_function[fid]:
+                yield origin, entry, sites[origin.index]
+
+    def uses(self, origin: Origin) -> Iterator[Use]:
+        return self.origins.uses(origin)
+
+    def classify(self, mask, family: Family) -> str:
+        return self.origins.classify(mask, family)
+
+    def use_states(self, origin: Origin, use: Use | None, entry_mask: int) -> int:
+        """States at the allocation `use` (the origin's own call when None), for the
+        origin's function entered in `entry_mask`."""
+        contexts = self.contexts
+        mask = contexts.site_states(origin.fid, entry_mask)[origin.index]
+        if use is None or (use.fid == origin.fid and use.index == origin.index and not use.hops):
+            return mask
+        for fid, index in use.hops:
+            mask = contexts.site_states(fid, mask)[index]
+        return contexts.site_states(use.fid, mask)[use.index]
+
+    # -- questions about states -----------------------------------------------------
+    def scoped(self, sid: int, family: str) -> bool:
+        """A scope that clears the family's bits is open."""
+        return self.space.scoped(sid, self._neutralisers[family])
+
+    def held_unscoped(self, sid: int, family: str) -> bool:
+        return self.space.held(sid, self.space.family_index[family]) > 0 and not self.scoped(sid, family)
+
+    def believed_unscoped(self, sid: int, family: str) -> bool:
+        return self.space.believed(sid, self.space.family_index[family]) and not self.scoped(sid, family)
+
+    def any_held(self, sid: int) -> bool:
+        return self.space.any_held(sid)
+
+    def any_scope(self, sid: int) -> bool:
+        return self.space.any_scope(sid)
+
+    def scope_open(self, sid: int, kind: str) -> bool:
+        return self.space.scope_depth(sid, kind) > 0
+
+    def accepts(self, verdict: Verdict, entry_state: int) -> bool:
+        """Whether the origin's function, entered in `entry_state`, proves the verdict."""
+        condition = verdict.condition
+        states = self.use_states(verdict.origin, verdict.use, 1 << entry_state)
+        if condition is None or condition.test == REACHED:
+            return bool(states)
+        test = self.held_unscoped if condition.test == HELD_UNSCOPED else self.believed_unscoped
+        return any(test(s, condition.family) for s in st.members(states))
+
+    # -- explicit masks and scopes -----------------------------------------------------
+    def cleared(self, mask) -> int:
+        """The bits a scope could clear that the mask clears itself."""
+        return self._relevant & mask.known & ~mask.value
+
+    def scope_cleared(self, sid: int) -> int:
+        """The bits the scopes open in a state clear."""
+        found = self._scope_cleared.get(sid)
+        if found is None:
+            found = 0
+            for bits, depth in zip(self._scope_bits, self.space.state(sid).scopes, strict=True):
+                if depth:
+                    found |= bits
+            self._scope_cleared[sid] = found
+        return found
+
+    def redundant(self, mask, states: list[int]) -> bool:
+        """Whether, in every state, open scopes already clear every bit the mask clears."""
+        cleared = self.cleared(mask)
+        return bool(cleared) and bool(states) and all(self.scope_cleared(s) & cleared == cleared for s in states)
+
+    def owner(self, mask) -> str | None:
+        """The family an explicit mask speaks for: among the families whose bits it
+        clears, the one the fewest scope kinds neutralise (GFP_NOIO: io, not fs)."""
+        from ..propagate.origins import CLEARED
+
+        cleared = [f for f in self.rules.families if self.classify(mask, f) == CLEARED]
+        if not cleared:
+            return None
+        return min(cleared, key=lambda f: len(f.scopes)).name
+
+    def clears_only(self, mask, family: Family) -> bool:
+        """Whether the mask clears the family's bits and no other bit a scope could clear."""
+        return self.cleared(mask) == self.rules.unsafe_bits(family) & self._relevant
+
+    # -- callers ---------------------------------------------------------------------
+    def only_known_callers(self, fid: int) -> bool:
+        """Whether every path to `fid` starts at a system call: among its callers,
+        their callers and so on there is an entry point, and no function that
+        nothing calls (so is called from somewhere unseen) or whose address escapes."""
+        known = self._only_known_callers.get(fid)
+        if known is None:
+            program = self.program
+            pred = program.graph.pred
+            entries = program.entries
+            taken = program.address_taken
+            seen = {fid}
+            stack = [fid]
+            found_entry = False
+            known = True
+            while stack and known:
+                current = stack.pop()
+                if current in entries:
+                    found_entry = True
+                    continue
+                callers = pred[current]
+                if not callers or current in taken:
+                    known = False
+                    break
+                for caller in callers:
+                    if caller not in seen:
+                        seen.add(caller)
+                        stack.append(caller)
+            known = known and found_entry
+            self._only_known_callers[fid] = known
+        return known
