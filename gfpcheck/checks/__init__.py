@@ -1,24 +1,39 @@
 """The checks registry.
 
-Each checks module declares its catalog entries (`CHECKS`) and its logic
-(`verdicts(engine)`); registering it is one line in MODULES.  The pipeline
-runs what is registered; `gfpcheck rules`, `gfpcheck explain`, SARIF's
-`rules[]`, the reports and the validation of settings files read CHECKS and
-BY_ID below.
+Each checks module in this package declares its catalog entries (`CHECKS`)
+and its logic (`verdicts(engine)`); a module that has both is registered by
+being here, and modules run in name order.  The pipeline runs what is
+registered; `gfpcheck rules`, `gfpcheck explain`, SARIF's `rules[]`, the
+reports and the validation of settings files read CHECKS and BY_ID below.
+Adding a context family is a rules file and one checks module.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator
+from types import ModuleType
 
 from ..findings import Finding
 from ..propagate.witness import CLEAN, Context, Witness
-from . import nofs
 from .catalog import SEVERITY_ORDER, Check
 from .engine import Analysis, Engine, Verdict
 from .evidence import Evidence
 
-MODULES = (nofs,)
+
+
+def _registered() -> tuple[ModuleType, ...]:
+    """Every module of this package that declares CHECKS and verdicts, by name."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "CHECKS") and callable(getattr(module, "verdicts", None)):
+            found.append(module)
+    return tuple(found)
+
+
+MODULES = _registered()
 
 CHECKS: tuple[Check, ...] = tuple(check for module in MODULES for check in module.CHECKS)
 BY_ID = {check.id: check for check in CHECKS}

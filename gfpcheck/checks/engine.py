@@ -17,7 +17,7 @@ from ..link import Program
 from ..propagate import state as st
 from ..propagate.contexts import Contexts
 from ..propagate.effects import Effects
-from ..propagate.origins import Origin, Origins, Use
+from ..propagate.origins import CLEARED, UNSAFE, Origin, Origins, Use
 from ..propagate.witness import Context
 from ..ruleset import Family, Ruleset
 from .catalog import Check
@@ -111,6 +111,23 @@ class Engine:
             mask = contexts.site_states(fid, mask)[index]
         return contexts.site_states(use.fid, mask)[use.index]
 
+    def unsafe_uses(self, origin: Origin, entry: int, family: Family) -> tuple[Use | None, Use | None]:
+        """The first allocation the origin's mask reaches that is unsafe in the family
+        (its bits with direct reclaim) with the family's context held and no scope
+        neutralising it open; and the first where the context is only believed."""
+        held = believed = None
+        for use in self.uses(origin):
+            if self.classify(use.mask, family) != UNSAFE:
+                continue
+            states = list(st.members(self.use_states(origin, use, entry)))
+            if held is None and any(self.held_unscoped(s, family.name) for s in states):
+                held = use
+            if believed is None and any(self.believed_unscoped(s, family.name) for s in states):
+                believed = use
+            if held is not None and believed is not None:
+                break
+        return held, believed
+
     # -- questions about states -----------------------------------------------------
     def scoped(self, sid: int, family: str) -> bool:
         """A scope that clears the family's bits is open."""
@@ -164,8 +181,6 @@ class Engine:
     def owner(self, mask) -> str | None:
         """The family an explicit mask speaks for: among the families whose bits it
         clears, the one the fewest scope kinds neutralise (GFP_NOIO: io, not fs)."""
-        from ..propagate.origins import CLEARED
-
         cleared = [f for f in self.rules.families if self.classify(mask, f) == CLEARED]
         if not cleared:
             return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..propagate import state as st
-from ..propagate.origins import CLEARED, UNSAFE, Origin
+from ..propagate.origins import CLEARED, Origin
 from ..propagate.witness import BELIEF, CLEAN, HELD, SCOPE, Context
 from .catalog import Check
 from .engine import BELIEVED_UNSCOPED, HELD_UNSCOPED, REACHED, Condition, Engine, Verdict
@@ -139,15 +139,7 @@ def verdicts(engine: Engine) -> Iterator[Verdict]:
 def _fs_reclaim(engine: Engine, family, origin: Origin, entry: int) -> Iterator[Verdict]:
     """__GFP_FS reclaim reached with a handle held (recursion) or NOFS only believed
     (inconsistent), and no scope that clears __GFP_FS open."""
-    recursion = inconsistent = None
-    for use in engine.uses(origin):
-        if engine.classify(use.mask, family) != UNSAFE:
-            continue
-        states = list(st.members(engine.use_states(origin, use, entry)))
-        if recursion is None and any(engine.held_unscoped(s, FAMILY) for s in states):
-            recursion = use
-        if inconsistent is None and any(engine.believed_unscoped(s, FAMILY) for s in states):
-            inconsistent = use
+    recursion, inconsistent = engine.unsafe_uses(origin, entry, family)
     if recursion is not None:
         yield Verdict(NOFS_RECURSION, origin, recursion, Context(HELD, FAMILY), Condition(HELD_UNSCOPED, FAMILY))
     elif inconsistent is not None:
