@@ -153,8 +153,11 @@ class Evidence:
         if kind.what == HELD:
             family = self.rules.family_by_name[kind.family]
             held = self._held_name(chain, family)
+            field = self._entry_field(family, chain.source) if source else None
             if source and chain.source in self.program.handle_params:
                 taken = f" (a parameter of {source}())"
+            elif field is not None:
+                taken = f" ({source}() implements {field[0]}.{field[1]})"
             elif source:
                 taken = f" (taken in {source}())"
         return check.message.format(where=where, mask=origin.text, held=held, taken=taken,
@@ -210,7 +213,7 @@ class Evidence:
                                          f"{param[PARAM_TYPE]} *  [rules: handle_types]")
         field = self._entry_field(family, fid)
         if field is not None:
-            return self._step(fid, None, f"implements {field[0]}.{field[1]}, which runs with {family.held}  "
+            return self._step(fid, None, f"implements {field[0]}.{field[1]}, which runs with {family.held} held  "
                                          f"[rules: families.{family.name}.entries]")
         begin = self._begin_before(family, fid, until)
         if begin is None:
