@@ -17,12 +17,12 @@ from gfpcheck.propagate.flowtree import (
 from .helpers import analyse
 
 
-def nofs(states: list[st.State]) -> set[int]:
-    return {s.scopes[0] for s in states}  # nofs is the first scope kind of the bundled rules
+def nofs(a, states: list[st.State]) -> set[int]:
+    return {a.depth(s, "nofs") for s in states}
 
 
-def held(states: list[st.State]) -> set[int]:
-    return {s.held[0] for s in states}  # fs is the first family
+def held(a, states: list[st.State]) -> set[int]:
+    return {a.held(s, "fs") for s in states}
 
 
 def test_scope_is_closed_after_restore_and_open_between(rules):
@@ -37,9 +37,9 @@ void f(void)
 	after();
 }
 """})
-    assert nofs(a.states_at("f", "before")) == {0}
-    assert nofs(a.states_at("f", "inside")) == {1}
-    assert nofs(a.states_at("f", "after")) == {0}
+    assert nofs(a, a.states_at("f", "before")) == {0}
+    assert nofs(a, a.states_at("f", "inside")) == {1}
+    assert nofs(a, a.states_at("f", "after")) == {0}
 
 
 def test_early_return_that_restores_keeps_the_fall_through_scoped(rules):
@@ -56,7 +56,7 @@ int f(void)
 	return 0;
 }
 """})
-    assert nofs(a.states_at("f", "work")) == {1}
+    assert nofs(a, a.states_at("f", "work")) == {1}
 
 
 def test_goto_carries_its_state_to_the_label(rules):
@@ -74,7 +74,7 @@ out:
 	return -EIO;
 }
 """})
-    assert nofs(a.states_at("f", "cleanup")) == {1}
+    assert nofs(a, a.states_at("f", "cleanup")) == {1}
 
 
 def test_failed_begin_holds_nothing_on_its_error_branch(rules):
@@ -103,10 +103,10 @@ int g(struct xfs_mount *mp)
 	return 0;
 }
 """})
-    assert held(a.states_at("f", "report")) == {0}
-    assert held(a.states_at("f", "work")) == {1}
-    assert held(a.states_at("f", "after")) == {0}
-    assert held(a.states_at("g", "failed")) == {0}
+    assert held(a, a.states_at("f", "report")) == {0}
+    assert held(a, a.states_at("f", "work")) == {1}
+    assert held(a, a.states_at("f", "after")) == {0}
+    assert held(a, a.states_at("g", "failed")) == {0}
 
 
 def test_loops_and_switch_cases(rules):
@@ -131,10 +131,10 @@ void f(int n, int mode)
 }
 """})
     # each round may leave one more scope open; zero rounds leave none
-    assert {0, 1} <= nofs(a.states_at("f", "in_loop"))
-    assert {0, 1} <= nofs(a.states_at("f", "after_loop"))
-    assert {0, 1} <= nofs(a.states_at("f", "case_one"))
-    assert 0 in nofs(a.states_at("f", "after_switch"))
+    assert {0, 1} <= nofs(a, a.states_at("f", "in_loop"))
+    assert {0, 1} <= nofs(a, a.states_at("f", "after_loop"))
+    assert {0, 1} <= nofs(a, a.states_at("f", "case_one"))
+    assert 0 in nofs(a, a.states_at("f", "after_switch"))
 
 
 @pytest.mark.parametrize("condition, expected", [

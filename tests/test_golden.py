@@ -13,7 +13,7 @@ from gfpcheck.report import text as text_report
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
-TREES = ("seed-2016", "scopes", "jbd2-scope", "needless", "inconsistent")
+TREES = ("seed-2016", "scopes", "jbd2-scope", "needless", "inconsistent", "noio")
 
 
 @pytest.mark.parametrize("name", TREES)
