@@ -76,7 +76,7 @@ class Evidence:
         counted: list[ChainStep] = []  # the steps from the nearest place the context is evident
         if chain is not None:
             source = self._source(chain, kind, origin)
-            per_link = self._links(chain)
+            per_link = self._links(chain, origin.fid)
             start = self._evident_from(chain, kind, origin)
             steps = [source, *(step for link_steps in per_link for step in link_steps)]
             counted = ([source] if start == 0 else []) + [step for link_steps in per_link[start:]
@@ -297,10 +297,10 @@ class Evidence:
                                 f"after it returns  [derived: function summary]")
         return found
 
-    def _links(self, chain: Chain) -> list[list[ChainStep]]:
-        """The steps of each call on the chain."""
-        callees = [link.caller for link in chain.links[1:]]
-        return [self._link(link, callee) for link, callee in zip(chain.links, callees + [None])]
+    def _links(self, chain: Chain, last: int) -> list[list[ChainStep]]:
+        """The steps of each call on the chain; `last` is the function the last call reaches."""
+        callees = [link.caller for link in chain.links[1:]] + [last]
+        return [self._link(link, callee) for link, callee in zip(chain.links, callees)]
 
     def _link(self, link: Link, callee: int | None) -> list[ChainStep]:
         program = self.program

@@ -12,15 +12,18 @@ Belief (an explicit NOFS mask written on the path) follows direct calls
 only: the author of a GFP_NOFS allocation answers for the helpers it calls,
 not for whatever an ops table or a callback hands control to.  Handles and
 scopes follow direct calls, callbacks and the indirect calls that carry
-context (link.MAX_CONTEXT_TARGETS); an indirect call that could reach many
-implementations enters them in a clean context instead.
+context (link.MAX_CONTEXT_TARGETS).  An indirect call that could reach many
+implementations (sb->s_op->alloc_inode) carries a held context only into the
+implementations of the subsystem where it was taken (State.home: a btrfs
+handle reaches btrfs's alloc_inode, not 56 others), and enters the rest in a
+clean context.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
 
-from ..link import T_BEGIN, T_END, T_FUNC, T_INDIRECT, T_PARAM, Program
+from ..link import T_BEGIN, T_END, T_FUNC, T_INDIRECT, T_PARAM, Program, subsystem
 from . import state as st
 from .effects import Effects
 from .flow import run_flow
@@ -37,6 +40,7 @@ class Contexts:
         self.reached: dict[int, int] = {}
         self._flows: dict[tuple[int, int], tuple[int, ...]] = {}
         self._edge_cache: dict[int, tuple] = {}
+        self._homes: dict[int, str] = {}
         self._callbacks_by_caller: dict[int, list] = defaultdict(list)
         for bound in sorted(program.binding_sites):
             for site in program.binding_sites[bound]:
@@ -124,7 +128,9 @@ class Contexts:
         docstring)."""
         program = self.program
         clean = st.single(st.CLEAN)
-        without_belief = self.effects.space.without_belief
+        space = self.effects.space
+        without_belief = space.without_belief
+        home = self._home
         callbacks = self._callbacks_by_caller.get(fid, ())
         if self.effects.is_plain(fid):
             mask = self.inside(fid, entry_mask)
@@ -142,7 +148,7 @@ class Contexts:
                     for callee, index in indirect:
                         yield callee, without, index, None
                 for callee, index in free:
-                    yield callee, clean, index, None
+                    yield callee, clean if mask == clean else space.homed(mask, home(callee)), index, None
             for site in callbacks:
                 yield (site.function, without_belief(self.invocation_states(site.callee, site.arg, mask)),
                        site.call, site)
@@ -157,14 +163,26 @@ class Contexts:
                 for callee in target[1]:
                     yield callee, mask, index, None
             elif kind == T_INDIRECT:
-                entered = without_belief(mask) if target[4] else clean
-                for callee in target[1]:
-                    yield callee, entered, index, None
+                if target[4]:
+                    entered = without_belief(mask)
+                    for callee in target[1]:
+                        yield callee, entered, index, None
+                else:
+                    for callee in target[1]:
+                        yield callee, clean if mask == clean else space.homed(mask, home(callee)), index, None
         for site in callbacks:
             mask = sites[site.call]
             if mask:
                 yield (site.function, without_belief(self.invocation_states(site.callee, site.arg, mask)),
                        site.call, site)
+
+    def _home(self, fid: int) -> str:
+        """The subsystem of a function, once per file."""
+        file_index = self.program.file_of[fid]
+        found = self._homes.get(file_index)
+        if found is None:
+            found = self._homes[file_index] = subsystem(self.program.files[file_index].path)
+        return found
 
     # -- whole program ---------------------------------------------------------------
     def _run(self) -> None:

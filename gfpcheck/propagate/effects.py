@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 
-from ..link import T_BEGIN, T_END, T_FUNC, T_SCOPE, T_STOP, Program
+from ..link import T_BEGIN, T_END, T_FUNC, T_SCOPE, T_STOP, Program, subsystem
 from ..ruleset import Ruleset
 from . import state as st
 from .flow import Failure, Transfer, run_flow
@@ -84,6 +84,9 @@ class Effects:
             found = {self.summaries.get(callee, st.IDENTITY) for callee in target[1]}
             if found != {st.IDENTITY}:
                 effects = tuple(sorted(found))
+        if not summary and effects is not None and any(e.held and max(e.held) > 0 for e in effects):
+            home = self.home(fid)
+            effects = tuple(e._replace(home=home) if e.held and max(e.held) > 0 else e for e in effects)
         if not summary:
             believed = self.origins.belief_sites.get(fid, {}).get(index)
             if believed:
@@ -185,6 +188,10 @@ class Effects:
                 out[family.name] = tuple(sorted(found))
         return out
 
+    def home(self, fid: int) -> str:
+        """The subsystem of a function (fs/btrfs), where a context it takes is at home."""
+        return subsystem(self.program.path(fid))
+
     def entry(self, fid: int, state: int) -> int:
         """The state inside a function entered in `state` (see _entry_effects)."""
         key = (fid, state)
@@ -197,11 +204,12 @@ class Effects:
                 space = self.space
                 current = space.state(state)
                 held, scopes = entered
-                found = space.id(current._replace(
+                found = space.taken_in(space.id(current._replace(
                     held=tuple(max(d, 1) if f in held else d
                                for f, d in zip(space.families, current.held, strict=True)),
                     scopes=tuple(max(d, 1) if k in scopes else d
-                                 for k, d in zip(space.scope_kinds, current.scopes, strict=True))))
+                                 for k, d in zip(space.scope_kinds, current.scopes, strict=True)))),
+                    self.home(fid))
             self._entry_cache[key] = found
         return found
 

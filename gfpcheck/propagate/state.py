@@ -27,6 +27,10 @@ class State(NamedTuple):
     held: tuple[int, ...]  # per family: handles held
     scopes: tuple[int, ...]  # per scope kind: scopes open
     belief: tuple[bool, ...]  # per family: an explicit mask says the context holds
+    # The subsystem (fs/btrfs) where the held context was taken, "" when none is
+    # held: a call through an ops table with many implementations carries the
+    # context only into that subsystem's, the ones that can belong to the object.
+    home: str = ""
     # Set only while a summary is measured: the path went through the failure
     # branch of a call that takes a handle or opens a scope.
     failed: bool = False
@@ -34,11 +38,13 @@ class State(NamedTuple):
 
 class Effect(NamedTuple):
     """What a call does to the context: depth changes per family and scope kind,
-    and the families whose context it makes believed.  Empty tuples mean no change."""
+    and the families whose context it makes believed.  Empty tuples mean no change.
+    `home` is the subsystem of the call, for a context it takes (State.home)."""
 
     held: tuple[int, ...] = ()
     scopes: tuple[int, ...] = ()
     belief: tuple[bool, ...] = ()
+    home: str = ""
 
     def is_identity(self) -> bool:
         return not any(self.held) and not any(self.scopes) and not any(self.belief)
@@ -79,6 +85,7 @@ class StateSpace:
         self._normal: dict[int, int] = {}
         self._unbelieved: dict[int, int] = {}
         self._applied: dict[tuple, int] = {}
+        self._homed: dict[tuple[int, str], int] = {}
         self._flagged: dict[object, list[int]] = {}  # predicate -> [ids checked so far, bitmask of those that pass]
 
     # -- ids -------------------------------------------------------------------
@@ -155,7 +162,7 @@ class StateSpace:
             for sid in members(mask):
                 state = self.states[sid]
                 out |= 1 << self.id(State(tuple(min(d, 1) for d in state.held),
-                                           tuple(min(d, 1) for d in state.scopes), state.belief))
+                                           tuple(min(d, 1) for d in state.scopes), state.belief, state.home))
             self._normal[mask] = out
         return out
 
@@ -184,7 +191,36 @@ class StateSpace:
             scopes = tuple(_clamp(d + e) for d, e in zip(scopes, effect.scopes, strict=True))
         if effect.belief:
             belief = tuple(b or e for b, e in zip(belief, effect.belief, strict=True))
-        return self.id(State(held, scopes, belief, state.failed))
+        home = state.home
+        if not any(held):
+            home = ""
+        elif not home and effect.home:
+            home = effect.home
+        return self.id(State(held, scopes, belief, home, state.failed))
+
+    def homed(self, mask: int, home: str) -> int:
+        """The states a call through an ops table with many implementations enters one
+        in `home` with: those whose context was taken in `home` (without belief), and
+        the clean state in place of the others."""
+        key = (mask, home)
+        out = self._homed.get(key)
+        if out is None:
+            out = 0
+            for sid in members(mask):
+                if sid != CLEAN and self.states[sid].home == home:
+                    out |= self.without_belief(1 << sid)
+                else:
+                    out |= 1 << CLEAN
+            self._homed[key] = out
+        return out
+
+    def taken_in(self, sid: int, home: str) -> int:
+        """The state with `home` as where its held context was taken, when it holds
+        one and no home is known yet."""
+        state = self.states[sid]
+        if state.home or not any(state.held):
+            return sid
+        return self.id(state._replace(home=home))
 
     def apply_effects(self, effects: tuple[Effect, ...], mask: int) -> int:
         """The states after a call with any of `effects` (alternatives: several
@@ -216,4 +252,4 @@ class StateSpace:
         if effect.is_identity():
             return IDENTITY
         return Effect(effect.held or (0,) * len(self.families), effect.scopes or (0,) * len(self.scope_kinds),
-                      effect.belief or (False,) * len(self.families))
+                      effect.belief or (False,) * len(self.families), effect.home)
