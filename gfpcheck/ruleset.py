@@ -81,6 +81,19 @@ class Binder:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryContexts:
+    """Where code starts besides system calls (rules/entry_contexts.yaml)."""
+
+    clean: tuple[tuple[str, str], ...] = ()  # ops fields (struct, field) entered in a clean context
+    clean_callbacks: tuple[tuple[str, int], ...] = ()  # (API, argument) whose function is entered clean
+    reclaim: tuple[tuple[str, str], ...] = ()  # ops fields that can run from reclaim or writeback
+
+
+# The binder key under which clean_macros register the functions they name.
+CLEAN_ENTRY_KEY = "entry-context:clean"
+
+
+@dataclass(frozen=True, slots=True)
 class Dispatcher:
     macro: str
     key: str
@@ -114,6 +127,7 @@ class Ruleset:
     noreturn: frozenset[str]
     binders: dict[str, Binder]
     dispatchers: dict[str, Dispatcher]
+    entry_contexts: EntryContexts
     field_dispatchers: dict[str, str]
     digest: str
     sources: tuple[str, ...] = field(default=())
@@ -290,6 +304,7 @@ def _by_name(items: list[dict[str, Any]], key: str = "name") -> dict[str, dict[s
 
 def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Ruleset:
     checks = data.get("failure_checks", {})
+    contexts = data.get("entry_contexts", {})
     return Ruleset(
         bits=dict(data.get("bits", {})),
         roles=dict(data.get("roles", {})),
@@ -319,8 +334,14 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         define_macros={d["macro"]: d["name"] for d in data.get("define_macros", [])},
         do_while_macros=frozenset(data.get("do_while_macros", [])),
         noreturn=frozenset(data.get("noreturn", [])),
-        binders={n: Binder(n, d["key"], d["function_arg"])
-                 for n, d in _by_name(data.get("binders", []), "macro").items()},
+        binders={**{d["macro"]: Binder(d["macro"], CLEAN_ENTRY_KEY, d["function_arg"])
+                    for d in contexts.get("clean_macros", [])},
+                 **{n: Binder(n, d["key"], d["function_arg"])
+                    for n, d in _by_name(data.get("binders", []), "macro").items()}},
+        entry_contexts=EntryContexts(
+            clean=tuple((normalize_type(d["struct"]), d["field"]) for d in contexts.get("clean", [])),
+            clean_callbacks=tuple((d["function"], d["arg"]) for d in contexts.get("clean_callbacks", [])),
+            reclaim=tuple((normalize_type(d["struct"]), d["field"]) for d in contexts.get("reclaim", []))),
         dispatchers={n: Dispatcher(n, d["key"]) for n, d in _by_name(data.get("dispatchers", []), "macro").items()},
         field_dispatchers={d["parent_field"]: d["key"] for d in data.get("field_dispatchers", [])},
         digest=digest,

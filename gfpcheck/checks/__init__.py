@@ -61,10 +61,10 @@ def _findings(analysis: Analysis) -> Iterator[Finding]:
     for verdict in verdicts:
         targets.setdefault(verdict.context, set()).add(verdict.origin.fid)
     witness.focus(targets)
-    evidence = Evidence(analysis)
+    evidence = Evidence(analysis, engine)
     for verdict in verdicts:
         if verdict.context.what == CLEAN:
-            chain = witness.from_entry(verdict.origin.fid)
+            chain = witness.from_entry(verdict.origin.fid, engine.clean_entries)
         else:
             chain = witness.find(verdict.origin.fid, lambda s, v=verdict: engine.accepts(v, s), verdict.context)
         yield evidence.finding(verdict, chain)

@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ..facts import CALL_ARGS, CALL_NAME
 from ..link import Program
 from ..propagate import state as st
 from ..propagate.contexts import Contexts
 from ..propagate.effects import Effects
 from ..propagate.origins import CLEARED, UNSAFE, Origin, Origins, Use
 from ..propagate.witness import Context
-from ..ruleset import Family, Ruleset
+from ..ruleset import CLEAN_ENTRY_KEY, Family, Ruleset
 from .catalog import Check
 
 
@@ -74,6 +75,8 @@ class Engine:
             family.name: frozenset(self.space.scope_index[k] for k in family.scopes if k in self.space.scope_index)
             for family in self.rules.families}
         self._only_known_callers: dict[int, bool] = {}
+        self._clean: frozenset[int] | None = None
+        self._reclaim: frozenset[int] | None = None
         rules = self.rules
         self._scope_bits = [rules.bits_of(rules.scope_clears.get(kind, ())) for kind in self.space.scope_kinds]
         self._relevant = 0  # every bit some scope clears: the bits masks are compared on
@@ -191,15 +194,62 @@ class Engine:
         return self.cleared(mask) == self.rules.unsafe_bits(family) & self._relevant
 
     # -- callers ---------------------------------------------------------------------
+    def clean_entries(self) -> frozenset[int]:
+        """Functions that start in a clean context: system calls, implementations of
+        the rules' clean ops fields, functions handed to clean callbacks or named by
+        clean macros (rules/entry_contexts.yaml)."""
+        if self._clean is None:
+            program = self.program
+            resolver = program.resolver
+            contexts = self.rules.entry_contexts
+            out = set(program.entries)
+            out.update(self._implementations(contexts.clean))
+            out.update(resolver.by_key.get(CLEAN_ENTRY_KEY, ()))
+            for api, arg in contexts.clean_callbacks:
+                for caller in self._callers_of(api):
+                    for call in program.calls(caller):
+                        args = call[CALL_ARGS]
+                        if call[CALL_NAME] == api and arg < len(args) and args[arg]:
+                            out.update(resolver.function_ids(args[arg], program.file_of[caller]))
+            self._clean = frozenset(out)
+        return self._clean
+
+    def _callers_of(self, name: str) -> list[int]:
+        """Functions that call `name`: from the call graph when the tree defines it,
+        else from every function's calls (an API declared in a header only)."""
+        program = self.program
+        resolver = program.resolver
+        defined = resolver.functions_by_name.get(name, ()) + resolver.macros_by_name.get(name, ())
+        if defined:
+            return sorted({caller for fid in defined for caller in program.graph.pred[fid]})
+        return [fid for fid, function in enumerate(program.functions)
+                if name in function.callees or (fid in program.detailed and any(
+                    call[CALL_NAME] == name for call in program.calls(fid)))]
+
+    def reclaim_entries(self) -> frozenset[int]:
+        """Implementations of ops fields that can run from reclaim or writeback."""
+        if self._reclaim is None:
+            self._reclaim = frozenset(self._implementations(self.rules.entry_contexts.reclaim))
+        return self._reclaim
+
+    def _implementations(self, fields) -> set[int]:
+        resolver = self.program.resolver
+        out: set[int] = set()
+        for struct, member in fields:
+            out.update(resolver.by_member.get((resolver.types.canonical(struct), member), ()))
+        return out
+
     def only_known_callers(self, fid: int) -> bool:
-        """Whether every path to `fid` starts at a system call: among its callers,
-        their callers and so on there is an entry point, and no function that
-        nothing calls (so is called from somewhere unseen) or whose address escapes."""
+        """Whether every path to `fid` starts at a clean entry (a system call, a clean
+        ops field, ...): among its callers, their callers and so on there is one, and
+        no function that nothing calls (so is called from somewhere unseen), whose
+        address escapes, or that can run from reclaim or writeback."""
         known = self._only_known_callers.get(fid)
         if known is None:
             program = self.program
             pred = program.graph.pred
-            entries = program.entries
+            entries = self.clean_entries()
+            reclaim = self.reclaim_entries()
             taken = program.address_taken
             seen = {fid}
             stack = [fid]
@@ -207,6 +257,9 @@ class Engine:
             known = True
             while stack and known:
                 current = stack.pop()
+                if current in reclaim:
+                    known = False
+                    break
                 if current in entries:
                     found_entry = True
                     continue

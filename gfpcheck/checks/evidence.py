@@ -26,11 +26,11 @@ from ..link import (
 from ..propagate import state as st
 from ..propagate.origins import Origin, Use
 from ..propagate.witness import BELIEF, CLEAN, HELD, SCOPE, Chain, Context, Link
-from ..ruleset import Family
+from ..ruleset import CLEAN_ENTRY_KEY, Family
 from .catalog import Check
 
 if TYPE_CHECKING:
-    from .engine import Analysis, Verdict
+    from .engine import Analysis, Engine, Verdict
 
 
 # Confidence limits: calls on the chain, and subsystems (fs/btrfs, security, ...) it visits.
@@ -40,8 +40,9 @@ CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
 class Evidence:
-    def __init__(self, analysis: Analysis):
+    def __init__(self, analysis: Analysis, engine: Engine):
         self.a = analysis
+        self.engine = engine
         self.program = analysis.program
         self.rules = analysis.rules
         self.space = analysis.effects.space
@@ -188,8 +189,7 @@ class Evidence:
         function, before the invocation: both places are searched, in that order."""
         fid = chain.source
         if kind.what == CLEAN:
-            return self._step(fid, None, "system call entry: nothing held, no scope, no NOFS caller  "
-                                         "[rules: entry_macros]")
+            return self._clean_source(fid)
         places = [(fid, chain.links[0].index if chain.links else origin.index)]
         if chain.links and chain.links[0].binding is not None:
             site = chain.links[0].binding
@@ -202,6 +202,23 @@ class Evidence:
             if step is not None:
                 return step
         return self._step(fid, None, f"entered with {self.space.describe(chain.source_state)}")
+
+    def _clean_source(self, fid: int) -> ChainStep:
+        """The step where a clean chain starts: a system call, or another clean entry."""
+        program = self.program
+        if fid in program.entries:
+            return self._step(fid, None, "system call entry: nothing held, no scope, no NOFS caller  "
+                                         "[rules: entry_macros]")
+        resolver = program.resolver
+        for struct, member in self.rules.entry_contexts.clean:
+            if fid in resolver.by_member.get((resolver.types.canonical(struct), member), ()):
+                return self._step(fid, None, f"implements {struct}.{member}, entered with nothing held, no scope, "
+                                             f"no NOFS caller  [rules: entry_contexts.clean]")
+        if fid in resolver.by_key.get(CLEAN_ENTRY_KEY, ()):
+            return self._step(fid, None, "registered as an init or probe routine: entered with nothing held, "
+                                         "no scope, no NOFS caller  [rules: entry_contexts.clean_macros]")
+        return self._step(fid, None, "handed to an API that calls it with nothing held, no scope, no NOFS "
+                                     "caller  [rules: entry_contexts.clean_callbacks]")
 
     def _held_source(self, family: Family, fid: int, until: int) -> ChainStep | None:
         program = self.program

@@ -107,20 +107,23 @@ NOFS_NEEDLESS = Check(
     severity="note",
     short="GFP_NOFS where no caller holds a transaction, scope or NOFS context",
     full=(
-        "This function is reached only from system calls, and every path to it is clean: no "
-        "transaction handle is held, no scope is open and no caller allocates with NOFS; every caller "
-        "is known (no function pointer to it or its callers escapes). GFP_NOFS here only weakens "
-        "reclaim and makes the allocation likelier to fail or loop."
+        "This function is reached only from clean entries, and every path to it is clean: no transaction "
+        "handle is held, no scope is open and no caller allocates with NOFS. Clean entries are system calls "
+        "and the ops the kernel calls in plain process context (mount's get_tree and the fill_super given "
+        "to get_tree_bdev(), readdir's iterate_shared, read_iter, open, unlocked_ioctl, read_folio and "
+        "readahead, module init and driver probe: rules/entry_contexts.yaml). No path comes from an ops "
+        "field that can run from reclaim or writeback (evict_inode, writepages, release_folio, shrinkers), "
+        "and every caller is known (no function pointer to it or its callers escapes otherwise). GFP_NOFS "
+        "here only weakens reclaim and makes the allocation likelier to fail or loop."
     ),
     help=(
         "Use GFP_KERNEL. If the function takes a lock that reclaim can also take, say so in a comment "
         "and open a memalloc_nofs scope around that region instead."
     ),
     example="SYSCALL_DEFINE1(foo, ...)\n  -> foo_helper()                   /* kmalloc(..., GFP_NOFS) */",
-    message="{mask} is needless: every path to {function}() starts at a system call with no handle held, no "
-            "scope open and no NOFS caller",
+    message="{mask} is needless: every path to {function}() starts at a system call or another clean entry "
+            "with no handle held, no scope open and no NOFS caller",
 )
-
 
 CHECKS: tuple[Check, ...] = (NOFS_RECURSION, NOFS_INCONSISTENT, NOFS_REDUNDANT, NOFS_NEEDLESS)
 

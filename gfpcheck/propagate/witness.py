@@ -123,20 +123,21 @@ class Witness:
         first = links[0]
         return Chain(first.caller, first.state, tuple(links), any(self._name_only(link) for link in links))
 
-    def from_entry(self, fid: int) -> Chain | None:
-        """A shortest chain from a system call down to `fid`, in the clean state."""
+    def from_entry(self, fid: int, entries: Callable[[], frozenset[int]]) -> Chain | None:
+        """A shortest chain from a clean entry (`entries()`: system calls and the like)
+        down to `fid`, in the clean state."""
         if self._entry_parents is None:
-            self._entry_parents = self._grow_from_entries()
+            self._entry_parents = self._grow_from_entries(entries())
         parents = self._entry_parents
         if fid not in parents:
             return None
         links, entry = self._walk_back(parents, fid, lambda node: node)
         return Chain(entry, st.CLEAN, tuple(links), any(self._name_only(link) for link in links))
 
-    def _grow_from_entries(self) -> dict[int, tuple[int, Link] | None]:
+    def _grow_from_entries(self, entries: frozenset[int]) -> dict[int, tuple[int, Link] | None]:
         parents: dict[int, tuple[int, Link] | None] = {}
         queue: deque[int] = deque()
-        for fid in sorted(self.program.entries):
+        for fid in sorted(entries):
             parents[fid] = None
             queue.append(fid)
         clean = st.single(st.CLEAN)
