@@ -112,7 +112,8 @@ def empty_facts(path: str, problem: str) -> FileFacts:
 # sorted by key: a call's key is its end byte (inner calls finish first), a
 # statement's its start byte.  a/b/c are the byte boundaries of the
 # statement's parts (see propagate.flowtree) and payload the call index,
-# the label, an `if` condition's text, or what a `return` returns.
+# the label, an `if` condition's text, or for a `return` (what it returns,
+# its line, its column).
 EV_CALL = 0
 EV_RETURN = 1
 EV_GOTO = 2

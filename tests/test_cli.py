@@ -98,7 +98,7 @@ def test_explain_and_rules_read_the_catalog():
     assert rules.returncode == 0
     assert [line.split()[0] for line in rules.stdout.splitlines()] == [
         "nofs-recursion", "nofs-inconsistent", "nofs-redundant", "nofs-needless", "noio-recursion",
-        "noio-redundant"]
+        "noio-redundant", "scope-leak"]
     explained = gfpcheck("explain", "nofs-recursion")
     assert explained.returncode == 0
     assert "memalloc_nofs_save" in explained.stdout and "Example:" in explained.stdout

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from ..findings import Finding
-from ..propagate.witness import CLEAN, Context, Witness
+from ..propagate.witness import BELIEF, CLEAN, HELD, SCOPE, Context, Witness
 from .catalog import SEVERITY_ORDER, Check
 from .engine import Analysis, Engine, Verdict
 from .evidence import Evidence
@@ -34,6 +34,7 @@ def _registered() -> tuple[ModuleType, ...]:
 
 
 MODULES = _registered()
+SEARCHED = (HELD, BELIEF, SCOPE)  # contexts whose chain the witness searches across functions
 
 CHECKS: tuple[Check, ...] = tuple(check for module in MODULES for check in module.CHECKS)
 BY_ID = {check.id: check for check in CHECKS}
@@ -59,12 +60,16 @@ def _findings(analysis: Analysis) -> Iterator[Finding]:
     witness = Witness(analysis.program, analysis.contexts, analysis.effects, analysis.origins.belief_sites)
     targets: dict[Context, set[int]] = {}
     for verdict in verdicts:
-        targets.setdefault(verdict.context, set()).add(verdict.origin.fid)
+        if verdict.context.what in SEARCHED:
+            targets.setdefault(verdict.context, set()).add(verdict.origin.fid)
     witness.focus(targets)
     evidence = Evidence(analysis, engine)
     for verdict in verdicts:
-        if verdict.context.what == CLEAN:
+        what = verdict.context.what
+        if what == CLEAN:
             chain = witness.from_entry(verdict.origin.fid, engine.clean_entries)
-        else:
+        elif what in SEARCHED:
             chain = witness.find(verdict.origin.fid, lambda s, v=verdict: engine.accepts(v, s), verdict.context)
+        else:
+            chain = None  # proved inside one function: the check's own evidence
         yield evidence.finding(verdict, chain)

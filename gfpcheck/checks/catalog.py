@@ -22,8 +22,9 @@ class Check:
     example: str
     # The finding's message, formatted with the evidence's parts: {where} (the
     # allocation, and how the mask got there), {mask}, {held} ("a btrfs transaction
-    # is held"), {taken} (" (taken in f())"), {source} (the function where the
-    # context starts), {function} (the reported function).
+    # is held"), {taken} (" (taken in f())"), {believer} (the function whose mask
+    # says the context holds), {function} (the reported function), {kind} (a
+    # scope kind, for checks of the scope API).
     message: str = ""
     # What the allocation step of the chain says after "kmalloc() with GFP_KERNEL".
     alloc_note: str = ""

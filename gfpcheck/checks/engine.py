@@ -17,6 +17,8 @@ from ..facts import CALL_ARGS, CALL_NAME
 from ..link import Program
 from ..propagate import state as st
 from ..propagate.contexts import Contexts
+from ..propagate.flow import run_flow
+from ..propagate.flowtree import return_places
 from ..propagate.effects import Effects
 from ..propagate.origins import CLEARED, UNSAFE, Origin, Origins, Use
 from ..propagate.witness import Context
@@ -52,13 +54,15 @@ class Verdict(NamedTuple):
     """A finding decided, before its evidence is written: the check, where the mask
     is written (`origin`), the allocation it reaches (`use`, None for the origin
     itself), the kind of context its chain must prove, and what must hold at the
-    allocation (None: a clean chain from a system call is enough)."""
+    allocation (None: a clean chain from a system call is enough, or the check
+    proves the finding inside one function)."""
 
     check: Check
     origin: Origin
     use: Use | None
     context: Context
     condition: Condition | None
+    at: tuple[int, int] | None = None  # (line, column) to report at, when not the origin's call
 
 
 class Engine:
@@ -192,6 +196,22 @@ class Engine:
     def clears_only(self, mask, family: Family) -> bool:
         """Whether the mask clears the family's bits and no other bit a scope could clear."""
         return self.cleared(mask) == self.rules.unsafe_bits(family) & self._relevant
+
+    # -- returns ---------------------------------------------------------------------
+    def return_states(self, fid: int) -> list[tuple[int, int, int]]:
+        """(states, line, column) at each return of the function, run from the clean
+        state with its callees' summaries; falling off the end of the body counts as
+        a return at its closing line."""
+        effects = self.analysis.effects
+        function = self.program.functions[fid]
+        tree = effects.tree(fid)
+        result = run_flow(tree, self.program.calls(fid), st.single(st.CLEAN), effects.transfer(fid, summary=True),
+                          effects.failure(fid))
+        places = return_places(tree)
+        out = [(mask, *places[number]) for number, mask in sorted(result.returns.items()) if mask]
+        if result.end:
+            out.append((result.end, function.end_line, 1))
+        return out
 
     # -- callers ---------------------------------------------------------------------
     def clean_entries(self) -> frozenset[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..facts import CALL_NAME, PARAM_NAME, PARAM_TYPE
+from ..facts import CALL_NAME, CALL_RESULT, PARAM_NAME, PARAM_TYPE
 from ..findings import ChainStep, Finding
 from ..link import (
     CONFIDENT,
@@ -68,6 +68,8 @@ class Evidence:
     # -- findings ------------------------------------------------------------------
     def finding(self, verdict: Verdict, chain: Chain | None) -> Finding:
         check, origin, use, kind = verdict.check, verdict.origin, verdict.use, verdict.context
+        if verdict.at is not None:
+            return self._local_finding(verdict)
         program = self.program
         function = program.functions[origin.fid]
         call = program.calls(origin.fid)[origin.index]
@@ -92,6 +94,27 @@ class Evidence:
             column=call[3], function=function.name, allocator=allocator, gfp=gfp, message=message,
             chain=tuple(steps), confidence=confidence,
         )
+
+    def _local_finding(self, verdict: Verdict) -> Finding:
+        """A finding proved inside one function, reported at `verdict.at`: the chain is
+        the call that starts it and the place it goes wrong (a scope saved, then a
+        return that skips its restore)."""
+        origin = verdict.origin
+        program = self.program
+        function = program.functions[origin.fid]
+        line, column = verdict.at
+        api = origin.allocator
+        variable = program.calls(origin.fid)[origin.index][CALL_RESULT]
+        kind = verdict.context.family
+        steps = (self._step(origin.fid, origin.index, f"{api}() opens a {kind} scope, saving the flags in "
+                                                      f"'{variable}'  [rules: scopes]"),
+                 ChainStep(function.name, program.path(origin.fid), line, column,
+                           f"returns with the {kind} scope still open: no restore of '{variable}' on this path"))
+        message = verdict.check.message.format(where=f"{api}()", kind=kind, function=function.name, mask="",
+                                               held="", taken="", believer="")
+        return Finding(rule=verdict.check.id, severity=verdict.check.severity, file=program.path(origin.fid),
+                       line=line, column=column, function=function.name, allocator=api, gfp="", message=message,
+                       chain=steps, confidence="high")
 
     def _confidence(self, chain: Chain | None, steps: list[ChainStep], links: tuple[Link, ...]) -> str:
         """How much a maintainer can trust the chain, judged on `links`, the calls from
@@ -163,7 +186,7 @@ class Evidence:
                 taken = f" (taken in {source}())"
         return check.message.format(where=where, mask=origin.text, held=held, taken=taken,
                                     believer=f"{source}()" if source else "a caller",
-                                    function=self._name(origin.fid))
+                                    function=self._name(origin.fid), kind="")
 
     def _held_name(self, chain: Chain | None, family: Family) -> str:
         """What is held, as specifically as the chain says: `a btrfs transaction`."""

@@ -418,7 +418,8 @@ class _Extractor:
             value = None
             if end - start <= _MAX_CONDITION:
                 value = " ".join(self.src[start + 6:end].decode("utf-8", "replace").rstrip(";").split())
-            return (start, kind, end, end, end, value)
+            row, col = node.start_point
+            return (start, kind, end, end, end, (value, row + 1, col + 1))
         return (start, kind, end, end, end, None)
 
     # -- declarations --------------------------------------------------------

@@ -41,6 +41,8 @@ class FlowResult(NamedTuple):
     sites: tuple[int, ...]  # per call index: states the call can start in
     exits: int  # states at any return
     final: int  # states on the way out through the last return (or the end of the body)
+    returns: dict[int, int]  # per return (numbered as flowtree numbers them): states there
+    end: int  # states falling off the end of the body
 
 
 def run_flow(tree: tuple, calls: tuple, entry: int, transfer: Transfer, failure: Failure,
@@ -53,7 +55,7 @@ def run_flow(tree: tuple, calls: tuple, entry: int, transfer: Transfer, failure:
     paths from the rest."""
     run = _Run(calls, transfer, failure, mark_failed if mark_failures else None)
     end = run.block(tree, entry)
-    return FlowResult(tuple(run.sites), run.exits | end, _final(run, end, void))
+    return FlowResult(tuple(run.sites), run.exits | end, _final(run, end, void), run.returns, end)
 
 
 def _final(run: _Run, end: int, void: bool) -> int:

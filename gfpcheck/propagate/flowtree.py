@@ -28,7 +28,7 @@ from ..ruleset import Ruleset
 
 # Tree items: tuples whose first element is one of these.
 F_CALL = 0  # (F_CALL, call_index)
-F_RETURN = 1  # (F_RETURN, number, kind): numbered in program order, kind RETURN_*
+F_RETURN = 1  # (F_RETURN, number, kind, line, column): numbered in program order, kind RETURN_*
 F_GOTO = 2  # (F_GOTO, label)
 F_LABEL = 3  # (F_LABEL, label)
 F_IF = 4  # (F_IF, then_block, else_block, test)   test: (kind, variable) or None
@@ -115,7 +115,8 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
             pre, i = _block(events, i, c, rules, returns, kinds)
             items.extend(pre)
             returns[0] += 1
-            items.append((F_RETURN, returns[0], kinds(payload)))
+            value, line, column = payload
+            items.append((F_RETURN, returns[0], kinds(value), line, column))
         elif kind == EV_GOTO:
             items.append((F_GOTO, payload))
         elif kind == EV_LABEL:
@@ -127,6 +128,22 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
         elif kind == EV_CONTINUE:
             items.append((F_CONTINUE,))
     return items, i
+
+
+def return_places(tree: tuple) -> dict[int, tuple[int, int]]:
+    """(line, column) of each return of a flow tree, by its number."""
+    places: dict[int, tuple[int, int]] = {}
+    stack = [tree]
+    while stack:
+        for item in stack.pop():
+            op = item[0]
+            if op == F_RETURN:
+                places[item[1]] = (item[3], item[4])
+            elif op == F_IF:
+                stack.extend((item[1], item[2]))
+            elif op in (F_LOOP, F_SWITCH):
+                stack.append(item[1])
+    return places
 
 
 _WRAPPED = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)", re.DOTALL)
