@@ -99,13 +99,16 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def timed(command: list[str], stdin: bytes | None = None) -> dict:
+def timed(command: list[str], stdin: bytes | None = None, cwd: Path | None = None,
+          pythonpath: Path = REPO) -> dict:
     """Run a command; its wall time, exit code, stdout, and the peak RSS of its process tree."""
     peak = 0
     start = time.perf_counter()
-    # The gfpcheck measured is the one beside this script, whatever is installed.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))}
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # The gfpcheck measured is the one beside this script (or at `pythonpath`), whatever is installed.
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, (str(pythonpath), os.environ.get("PYTHONPATH"))))}
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               cwd=cwd)
     done = threading.Event()
 
     def sample() -> None:
