@@ -45,9 +45,11 @@ Param = tuple
 class Binding(NamedTuple):
     """A function stored where an indirect call can find it.
 
-    `.field = fn` in an initializer of `struct`; `base->path.field = fn` at run
-    time (struct unknown until linking types `base`); or `BINDER(..., fn)` with
-    a dispatch `key`.
+    `.field = fn` in an initializer of `struct` (nested in members' braces,
+    `.ops = { .field = fn }`, `path` names those members: the struct holding
+    the pointer is reached from `struct` through them at linking);
+    `base->path.field = fn` at run time (struct unknown until linking types
+    `base`); or `BINDER(..., fn)` with a dispatch `key`.
     """
 
     function: str

@@ -242,3 +242,100 @@ static void setup(unsigned long input, unsigned long output)
 """
     _, funcs = functions(rules, source)
     assert [b.line for b in funcs["setup"].bindings] == [7, 14, 15]
+
+
+def test_nested_initialisers_name_the_declared_struct_and_the_members_between(rules):
+    facts, _ = functions(rules, """
+static struct elevator_type mq_deadline = {
+	.ops = {
+		.init_sched	= dd_init_sched,
+		.exit_sched	= dd_exit_sched,
+	},
+	.attrs.show	= dd_show,
+	.elevator_name	= "mq-deadline",
+};
+void setup(void)
+{
+	struct thing t = { .inner = { .run = t_run } };
+}
+static struct { struct anon_ops o; } anon = { .o = { .run = anon_run } };
+""", "block/mq-deadline.c")
+    by_function = {b.function: b for b in facts.bindings}
+    init = by_function["dd_init_sched"]
+    assert (init.struct, init.path, init.field, init.line) == ("struct elevator_type", ("ops",), "init_sched", 4)
+    assert by_function["dd_exit_sched"].path == ("ops",)
+    show = by_function["dd_show"]
+    assert (show.struct, show.path, show.field) == ("struct elevator_type", ("attrs",), "show")
+    assert (by_function["t_run"].struct, by_function["t_run"].path) == ("struct thing", ("inner",))
+    assert (by_function["anon_run"].struct, by_function["anon_run"].path) == ("", ())  # nothing names its struct
+
+
+def test_arrays_of_structs_and_compound_literals_are_typed(rules):
+    facts, _ = functions(rules, """
+static const struct foo_ops tbl[] = {
+	{ .f = first_f },
+	[2] = { .f = third_f },
+};
+int use(void)
+{
+	return run(&(struct foo_ops){ .f = literal_f, .nested = { .g = literal_g } });
+}
+""")
+    typed = {b.function: (b.struct, b.path, b.field) for b in facts.bindings}
+    assert typed == {
+        "first_f": ("struct foo_ops", (), "f"),
+        "third_f": ("struct foo_ops", (), "f"),
+        "literal_f": ("struct foo_ops", (), "f"),
+        "literal_g": ("struct foo_ops", ("nested",), "g"),
+    }
+
+
+QUEUE_ENTRIES = r"""
+#define QUEUE_RO_ENTRY(_prefix, _name)			\
+static struct queue_sysfs_entry _prefix##_entry = {	\
+	.attr	= { .name = _name, .mode = 0444 },	\
+	.show	= _prefix##_show,			\
+};
+
+#define QUEUE_RW_ENTRY(_prefix, _name)			\
+static struct queue_sysfs_entry _prefix##_entry = {	\
+	.attr	= { .name = _name, .mode = 0644 },	/* rw */ \
+	.show	= _prefix##_show,			\
+	.store	= _prefix##_store,			\
+}
+
+QUEUE_RW_ENTRY(queue_requests, "nr_requests");
+/* QUEUE_RW_ENTRY(queue_commented, "commented"); */
+QUEUE_RO_ENTRY(queue_ra,
+	       "read_ahead_kb");
+
+static void not_file_scope(void)
+{
+	QUEUE_RW_ENTRY(queue_inside, "inside");
+}
+"""
+
+
+def test_tables_built_by_token_pasting_macros_bind_on_the_invocation_line(rules):
+    facts, _ = functions(rules, QUEUE_ENTRIES, "block/blk-sysfs.c")
+    bound = [(b.line, b.function, b.struct, b.field) for b in facts.bindings]
+    assert bound == [
+        (15, "queue_requests_show", "struct queue_sysfs_entry", "show"),
+        (15, "queue_requests_store", "struct queue_sysfs_entry", "store"),
+        (17, "queue_ra_show", "struct queue_sysfs_entry", "show"),
+    ]
+    # Without `##` nothing is expanded: the body is never looked at.
+    plain = QUEUE_ENTRIES.replace("_prefix##_", "_prefix")
+    facts, _ = functions(rules, plain, "block/blk-sysfs.c")
+    assert facts.bindings == ()
+
+
+def test_macro_expansion_substitutes_pastes_and_counts_arguments(rules):
+    from gfpcheck.extract.tables import _expand
+
+    body = "static struct s p##_x = { .f = p##_fn, .name = #p, .g = q, __VA_ARGS__ };"
+    assert _expand(body, ("p", "q"), True, ["a", "b_fn", ".h = h_fn"]) == \
+        'static struct s a_x = { .f = a_fn, .name = "", .g = b_fn, .h = h_fn };'
+    assert _expand(body, ("p", "q"), False, ["a"]) is None
+    assert _expand(body, ("p", "q"), False, ["a", "b", "c"]) is None
+    assert _expand('{ .s = "p##q" }', ("p", "q"), False, ["x", "y"]) == '{ .s = "p##q" }'

@@ -114,3 +114,86 @@ def test_macros_are_graph_nodes(rules):
                         "a.c": "int __start(int x, int y) { return x; }\nint f(void) { return start(3); }\n"})
     assert names(a, target_of(a, "f", "start")[1]) == ["start@a.h"]
     assert names(a, target_of(a, "start", "__start")[1]) == ["__start@a.c"]
+
+
+def test_nested_initialisers_bind_the_member_struct(rules):
+    a = analyse(rules, {"block/elevator.h": """
+struct request_queue;
+struct elevator_mq_ops { int (*init_sched)(struct request_queue *q); };
+struct elevator_type { struct elevator_mq_ops ops; const char *elevator_name; };
+struct elevator_queue { struct elevator_type *type; };
+""", "block/mq-deadline.c": """
+static int dd_init_sched(struct request_queue *q) { return 0; }
+static struct elevator_type mq_deadline = {
+	.ops = {
+		.init_sched	= dd_init_sched,
+	},
+	.elevator_name	= "mq-deadline",
+};
+int elevator_init(struct elevator_queue *e, struct request_queue *q) { return e->type->ops.init_sched(q); }
+"""})
+    resolver = a.program.resolver
+    assert names(a, resolver.by_member[("struct elevator_mq_ops", "init_sched")]) == \
+        ["dd_init_sched@block/mq-deadline.c"]
+    assert ("struct elevator_type", "init_sched") not in resolver.by_member
+    typed = target_of(a, "elevator_init", "init_sched")
+    assert typed[0] == T_INDIRECT and typed[3] == CONFIDENT and typed[4]
+    assert names(a, typed[1]) == ["dd_init_sched@block/mq-deadline.c"]
+
+
+def test_arrays_of_structs_bind_their_element_type(rules):
+    a = analyse(rules, {"a.c": """
+struct foo_ops { int (*f)(void); };
+struct foo { const struct foo_ops *ops; };
+static int a_f(void) { return 0; }
+static int b_f(void) { return 1; }
+static const struct foo_ops tbl[] = { { .f = a_f }, { .f = b_f } };
+int call(struct foo *x) { return x->ops->f(); }
+"""})
+    typed = target_of(a, "call", "f")
+    assert typed[0] == T_INDIRECT and typed[3] == CONFIDENT
+    assert names(a, typed[1]) == ["a_f@a.c", "b_f@a.c"]
+
+
+def test_typed_call_with_no_typed_binding_falls_back_to_the_member_name(rules):
+    a = analyse(rules, {"a.c": """
+struct foo_ops { int (*run)(void); };
+struct foo { const struct foo_ops *ops; };
+static int somewhere_run(void) { return 0; }
+void setup(struct unknown *u) { u->ops->run = somewhere_run; }
+int call_foo(struct foo *f) { return f->ops->run(); }
+"""})
+    fallback = target_of(a, "call_foo", "run")
+    assert fallback[0] == T_INDIRECT and fallback[3] == NAME_ONLY and fallback[4] is False
+    assert names(a, fallback[1]) == ["somewhere_run@a.c"]
+
+
+def test_tables_built_by_a_macro_resolve_typed_member_calls(rules):
+    a = analyse(rules, {"block/blk-sysfs.c": r"""
+struct request_queue;
+struct queue_sysfs_entry {
+	struct attribute attr;
+	ssize_t (*show)(struct request_queue *q, char *page);
+	ssize_t (*store)(struct request_queue *q, const char *page, size_t count);
+};
+static ssize_t queue_requests_show(struct request_queue *q, char *page) { return 0; }
+static ssize_t queue_requests_store(struct request_queue *q, const char *page, size_t count) { return count; }
+
+#define QUEUE_RW_ENTRY(_prefix, _name)			\
+static struct queue_sysfs_entry _prefix##_entry = {	\
+	.attr	= { .name = _name, .mode = 0644 },	\
+	.show	= _prefix##_show,			\
+	.store	= _prefix##_store,			\
+};
+
+QUEUE_RW_ENTRY(queue_requests, "nr_requests");
+
+ssize_t queue_attr_store(struct queue_sysfs_entry *entry, struct request_queue *q, const char *page,
+			 size_t length)
+{
+	return entry->store(q, page, length);
+}
+"""})
+    typed = target_of(a, "queue_attr_store", "store")
+    assert typed[0] == T_INDIRECT and typed[3] == CONFIDENT
+    assert names(a, typed[1]) == ["queue_requests_store@block/blk-sysfs.c"]

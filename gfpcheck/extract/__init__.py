@@ -50,6 +50,7 @@ from .declarators import (
 )
 from .frontend import facts_query, parser
 from .macros import macro_calls
+from .tables import initializer_bindings, macro_table_bindings
 
 __all__ = ["extract_file"]
 
@@ -197,7 +198,11 @@ class _Extractor:
         functions = [self._function(scope) for scope in scopes]
         functions.extend(self._macros(captures.get("macro", ())))
         functions.sort(key=lambda f: (f.line, f.column, f.name))
-        bindings = self._init_bindings(captures.get("init_binding", ())) + self._binder_calls(file_calls)
+        definitions = captures.get("macro", [])
+        if "broken_macro" in captures:
+            definitions = sorted(definitions + captures["broken_macro"], key=_start)
+        bindings = (initializer_bindings(src, captures.get("init_binding", ())) + self._binder_calls(file_calls)
+                    + macro_table_bindings(src, root, definitions, self.rules))
         structs, typedefs = self._types(captures.get("struct", ()), captures.get("typedef", ()))
         return FileFacts(
             path=self.path,
@@ -535,42 +540,6 @@ class _Extractor:
                     fields[name] = ctype
 
     # -- bindings ------------------------------------------------------------
-    def _init_bindings(self, nodes) -> list[Binding]:
-        src = self.src
-        out = []
-        for node in nodes:
-            value = node.child_by_field_name("value")
-            if value.type == "pointer_expression":
-                value = value.child_by_field_name("argument")
-            function = text(src, value)
-            if function.isupper():
-                continue  # a constant, not a function
-            field = text(src, node.child_by_field_name("designator")).lstrip(".").strip()
-            out.append(Binding(function, node.start_point[0] + 1, field=field,
-                               struct=self._initialized_type(node)))
-        return out
-
-    def _initialized_type(self, pair: Node) -> str:
-        """The struct type an initializer_pair belongs to, when a declaration names it."""
-        node = pair.parent
-        while node is not None and node.type == "initializer_list":
-            parent = node.parent
-            if parent is None or parent.type != "initializer_list":
-                break
-            node = parent
-        parent = node.parent if node is not None else None
-        if parent is None:
-            return ""
-        if parent.type == "init_declarator":
-            decl = parent.parent
-            if decl is not None and decl.type == "declaration":
-                return base_type(self.src, decl.child_by_field_name("type"))
-        elif parent.type == "compound_literal_expression":
-            descriptor = parent.child_by_field_name("type")
-            if descriptor is not None:
-                return base_type(self.src, descriptor.child_by_field_name("type"))
-        return ""
-
     def _field_assign(self, node: Node) -> Binding | None:
         src = self.src
         right = node.child_by_field_name("right")

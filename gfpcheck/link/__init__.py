@@ -251,7 +251,11 @@ class _Resolver:
 
         for file_index, facts in enumerate(self.files):
             for binding in facts.bindings:
-                add(binding, file_index, binding.struct)
+                struct = binding.struct
+                if struct and binding.path:
+                    # `.ops = { .init_sched = fn }`: the pointer is a member of the member's struct
+                    struct = types.member_path(types.canonical(struct), binding.path)
+                add(binding, file_index, struct)
         for fid, function in enumerate(self.functions):
             for binding in function.bindings:
                 struct = ""
@@ -337,7 +341,8 @@ class _Resolver:
             ids = self.by_member.get((struct, member), ())
             if ids:
                 return (T_INDIRECT, ids, f"{struct}.{member}", CONFIDENT, self._carries(file_index, ids))
-            return NONE_TARGET
+            # No table of this struct was read (built in a header's macro, or at run time through
+            # a base of unknown type): the member's name is all that is left to go by.
         ids = self.by_field.get(member, ())
         if ids and len(ids) <= MAX_NAME_ONLY_TARGETS:
             return (T_INDIRECT, ids, f"->{member} (member name only)", NAME_ONLY, False)
