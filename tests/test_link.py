@@ -11,6 +11,7 @@ from gfpcheck.link import (
     T_INDIRECT,
     T_PARAM,
     T_SCOPE,
+    Target,
 )
 
 from .helpers import analyse
@@ -33,17 +34,17 @@ def test_static_functions_resolve_in_their_own_file(rules):
         "b.c": "static int helper(void) { return 2; }\nint b(void) { return helper(); }\n",
         "c.c": "int c(void) { return helper(); }\n",
     })
-    assert names(a, target_of(a, "a", "helper")[1]) == ["helper@a.c"]
-    assert names(a, target_of(a, "b", "helper")[1]) == ["helper@b.c"]
-    assert target_of(a, "c", "helper")[0] != T_FUNC  # a static elsewhere is not visible
+    assert names(a, target_of(a, "a", "helper").ids) == ["helper@a.c"]
+    assert names(a, target_of(a, "b", "helper").ids) == ["helper@b.c"]
+    assert target_of(a, "c", "helper").kind != T_FUNC  # a static elsewhere is not visible
 
 
 def test_rules_take_precedence_over_definitions(rules):
     a = analyse(rules, {"include/linux/slab.h": "static inline void *kmalloc(size_t s, gfp_t f) { return __kmalloc(s, f); }\n",
                         "a.c": "void f(struct btrfs_root *r) { kmalloc(1, GFP_KERNEL); memalloc_nofs_save(); btrfs_start_transaction(r, 1); }\n"})
-    assert target_of(a, "f", "kmalloc") == (T_ALLOC, "kmalloc")
-    assert target_of(a, "f", "memalloc_nofs_save") == (T_SCOPE, "memalloc_nofs_save")
-    assert target_of(a, "f", "btrfs_start_transaction")[0] == T_BEGIN
+    assert target_of(a, "f", "kmalloc") == Target(T_ALLOC, api="kmalloc")
+    assert target_of(a, "f", "memalloc_nofs_save") == Target(T_SCOPE, api="memalloc_nofs_save")
+    assert target_of(a, "f", "btrfs_start_transaction").kind == T_BEGIN
 
 
 def test_member_calls_resolve_by_struct_type(rules):
@@ -59,11 +60,11 @@ int call_foo(struct foo *f) { return f->ops->run(); }
 int call_unknown(struct mystery *m) { return m->ops->run(); }
 """})
     typed = target_of(a, "call_foo", "run")
-    assert typed[0] == T_INDIRECT and typed[3] == CONFIDENT
-    assert names(a, typed[1]) == ["foo_run@a.c"]
+    assert typed.kind == T_INDIRECT and typed.confidence == CONFIDENT
+    assert names(a, typed.ids) == ["foo_run@a.c"]
     untyped = target_of(a, "call_unknown", "run")
-    assert untyped[0] == T_INDIRECT and untyped[3] == NAME_ONLY
-    assert names(a, untyped[1]) == ["bar_run@a.c", "foo_run@a.c"]
+    assert untyped.kind == T_INDIRECT and untyped.confidence == NAME_ONLY
+    assert names(a, untyped.ids) == ["bar_run@a.c", "foo_run@a.c"]
 
 
 def test_lsm_dispatch_by_hook_name(rules):
@@ -84,8 +85,8 @@ int security_inode_permission(struct inode *inode, int mask)
 	return 0;
 }
 """})
-    assert names(a, target_of(a, "security_file_open", "call_int_hook")[1]) == ["demo_open@security/demo.c"]
-    assert names(a, target_of(a, "security_inode_permission", "inode_permission")[1]) == \
+    assert names(a, target_of(a, "security_file_open", "call_int_hook").ids) == ["demo_open@security/demo.c"]
+    assert names(a, target_of(a, "security_inode_permission", "inode_permission").ids) == \
         ["demo_perm@security/demo.c"]
 
 
@@ -98,7 +99,7 @@ static int two(void *d) { return 2; }
 int use_one(void) { return run_callback(one, NULL); }
 int use_two(void) { return forward(two, NULL); }
 """})
-    assert target_of(a, "run_callback", "cb") == (T_PARAM, 0)
+    assert target_of(a, "run_callback", "cb") == Target(T_PARAM, param=0)
     assert a.program.invoked_params[a.fid("forward")] == {0}
     sites = {a.program.functions[b.caller].name for b in a.program.binding_sites[a.fid("one")]}
     assert sites == {"use_one"}
@@ -112,8 +113,8 @@ int use_two(void) { return forward(two, NULL); }
 def test_macros_are_graph_nodes(rules):
     a = analyse(rules, {"a.h": "#define start(x) __start((x), 1)\n",
                         "a.c": "int __start(int x, int y) { return x; }\nint f(void) { return start(3); }\n"})
-    assert names(a, target_of(a, "f", "start")[1]) == ["start@a.h"]
-    assert names(a, target_of(a, "start", "__start")[1]) == ["__start@a.c"]
+    assert names(a, target_of(a, "f", "start").ids) == ["start@a.h"]
+    assert names(a, target_of(a, "start", "__start").ids) == ["__start@a.c"]
 
 
 def test_nested_initialisers_bind_the_member_struct(rules):
@@ -137,8 +138,8 @@ int elevator_init(struct elevator_queue *e, struct request_queue *q) { return e-
         ["dd_init_sched@block/mq-deadline.c"]
     assert ("struct elevator_type", "init_sched") not in resolver.by_member
     typed = target_of(a, "elevator_init", "init_sched")
-    assert typed[0] == T_INDIRECT and typed[3] == CONFIDENT and typed[4]
-    assert names(a, typed[1]) == ["dd_init_sched@block/mq-deadline.c"]
+    assert typed.kind == T_INDIRECT and typed.confidence == CONFIDENT and typed.carries
+    assert names(a, typed.ids) == ["dd_init_sched@block/mq-deadline.c"]
 
 
 def test_arrays_of_structs_bind_their_element_type(rules):
@@ -151,8 +152,8 @@ static const struct foo_ops tbl[] = { { .f = a_f }, { .f = b_f } };
 int call(struct foo *x) { return x->ops->f(); }
 """})
     typed = target_of(a, "call", "f")
-    assert typed[0] == T_INDIRECT and typed[3] == CONFIDENT
-    assert names(a, typed[1]) == ["a_f@a.c", "b_f@a.c"]
+    assert typed.kind == T_INDIRECT and typed.confidence == CONFIDENT
+    assert names(a, typed.ids) == ["a_f@a.c", "b_f@a.c"]
 
 
 def test_typed_call_with_no_typed_binding_falls_back_to_the_member_name(rules):
@@ -164,8 +165,8 @@ void setup(struct unknown *u) { u->ops->run = somewhere_run; }
 int call_foo(struct foo *f) { return f->ops->run(); }
 """})
     fallback = target_of(a, "call_foo", "run")
-    assert fallback[0] == T_INDIRECT and fallback[3] == NAME_ONLY and fallback[4] is False
-    assert names(a, fallback[1]) == ["somewhere_run@a.c"]
+    assert fallback.kind == T_INDIRECT and fallback.confidence == NAME_ONLY and fallback.carries is False
+    assert names(a, fallback.ids) == ["somewhere_run@a.c"]
 
 
 def test_tables_built_by_a_macro_resolve_typed_member_calls(rules):
@@ -195,5 +196,5 @@ ssize_t queue_attr_store(struct queue_sysfs_entry *entry, struct request_queue *
 }
 """})
     typed = target_of(a, "queue_attr_store", "store")
-    assert typed[0] == T_INDIRECT and typed[3] == CONFIDENT
-    assert names(a, typed[1]) == ["queue_requests_store@block/blk-sysfs.c"]
+    assert typed.kind == T_INDIRECT and typed.confidence == CONFIDENT
+    assert names(a, typed.ids) == ["queue_requests_store@block/blk-sysfs.c"]

@@ -131,7 +131,7 @@ class Evidence:
         calls = len(links)
         subsystems = len({subsystem(step.file) for step in steps})
         targets = [self.program.targets(link.caller)[link.index] for link in links if link.binding is None]
-        indirect = any(t[0] == T_INDIRECT and t[3] != DISPATCHED for t in targets)
+        indirect = any(t.kind == T_INDIRECT and t.confidence != DISPATCHED for t in targets)
         if calls <= HIGH_CALLS and subsystems <= HIGH_SUBSYSTEMS and not indirect:
             return "high"
         if calls <= MEDIUM_CALLS and subsystems <= MEDIUM_SUBSYSTEMS:
@@ -142,7 +142,7 @@ class Evidence:
         if link.binding is not None or link.index is None:
             return False
         target = self.program.targets(link.caller)[link.index]
-        return target[0] == T_INDIRECT and target[3] == NAME_ONLY
+        return target.kind == T_INDIRECT and target.confidence == NAME_ONLY
 
     def _evident_from(self, chain: Chain, kind: Context, origin: Origin) -> int:
         """How many of the chain's calls lie above the deepest function where its
@@ -199,8 +199,8 @@ class Evidence:
         first = chain.links[0].index if chain.links else None
         begin = self._begin_before(family, chain.source, first)
         target = self.program.targets(chain.source)[begin] if begin is not None else None
-        if target is not None and target[0] == T_BEGIN:
-            handle_type = self.rules.begin[target[2]].handle_type
+        if target is not None and target.kind == T_BEGIN:
+            handle_type = self.rules.begin[target.api].handle_type
             name = self.rules.handle_types.get(handle_type)
             return f"a {name}" if name else generic
         return generic
@@ -259,8 +259,8 @@ class Evidence:
         if begin is None:
             return None
         target = program.targets(fid)[begin]
-        if target[0] == T_BEGIN:
-            return self._step(fid, begin, f"{target[2]}() {family.begins}  [rules: begin]")
+        if target.kind == T_BEGIN:
+            return self._step(fid, begin, f"{target.api}() {family.begins}  [rules: begin]")
         return self._step(fid, begin, f"{self._call_name(fid, begin)}() returns with {family.held} held  "
                                       f"[derived: function summary]")
 
@@ -304,7 +304,7 @@ class Evidence:
     def _invocation(self, site) -> int | None:
         """Where the function a callback was passed to calls that parameter."""
         return next((i for i, t in enumerate(self.program.targets(site.callee))
-                     if t[0] == T_PARAM and t[1] == site.arg), None)
+                     if t.kind == T_PARAM and t.param == site.arg), None)
 
     def _begin_before(self, family: Family, fid: int, until: int | None) -> int | None:
         """The last call before `until` that takes the family's context (a begin API
@@ -315,10 +315,10 @@ class Evidence:
         for at, target in enumerate(self.program.targets(fid)):
             if until is not None and at > until:
                 break
-            if target[0] == T_BEGIN and effects.family_of(target) == family.name:
+            if target.kind == T_BEGIN and effects.family_of(target) == family.name:
                 found = at
-            elif target[0] == T_FUNC and any((effects.summaries.get(c, st.IDENTITY).held or (0,) * (index + 1))[index]
-                                             > 0 for c in target[1]):
+            elif target.kind == T_FUNC and any((effects.summaries.get(c, st.IDENTITY).held or (0,) * (index + 1))[index]
+                                               > 0 for c in target.ids):
                 found = at
         return found
 
@@ -328,11 +328,11 @@ class Evidence:
         for index, target in enumerate(self.program.targets(fid)):
             if index > until:
                 break
-            if target[0] == T_SCOPE and self.rules.scopes[target[1]].op == "open" \
-                    and self.rules.scopes[target[1]].kind in family.scopes:
-                found = (index, f"{target[1]}() opens a {self.rules.scopes[target[1]].kind} scope  [rules: scopes]")
-            elif target[0] in (T_FUNC, T_BEGIN) and any(
-                    effects.opens_scope(effects.summaries.get(c, st.IDENTITY)) for c in target[1]):
+            if target.kind == T_SCOPE and self.rules.scopes[target.api].op == "open" \
+                    and self.rules.scopes[target.api].kind in family.scopes:
+                found = (index, f"{target.api}() opens a {self.rules.scopes[target.api].kind} scope  [rules: scopes]")
+            elif target.kind in (T_FUNC, T_BEGIN) and any(
+                    effects.opens_scope(effects.summaries.get(c, st.IDENTITY)) for c in target.ids):
                 found = (index, f"{self._call_name(fid, index)}() opens a memalloc scope that stays open "
                                 f"after it returns  [derived: function summary]")
         return found
@@ -357,11 +357,12 @@ class Evidence:
                                         f"calls '{param}', bound to {bound} by that caller"))
             return steps
         name = self._name(callee) if callee is not None else self._call_name(link.caller, link.index)
-        if target[0] == T_INDIRECT:
-            how = {DISPATCHED: "rules: dispatchers", CONFIDENT: "typed member"}.get(target[3], "member name only")
-            return [self._step(link.caller, link.index, f"calls {name}() through {target[2]}  [{how}]")]
-        if target[0] in (T_BEGIN, T_END):
-            return [self._step(link.caller, link.index, f"calls {target[2]}()")]
+        if target.kind == T_INDIRECT:
+            how = {DISPATCHED: "rules: dispatchers", CONFIDENT: "typed member"}.get(target.confidence,
+                                                                                    "member name only")
+            return [self._step(link.caller, link.index, f"calls {name}() through {target.via}  [{how}]")]
+        if target.kind in (T_BEGIN, T_END):
+            return [self._step(link.caller, link.index, f"calls {target.api}()")]
         return [self._step(link.caller, link.index, f"calls {name}()")]
 
     def _tail(self, check: Check, origin: Origin, use: Use | None) -> list[ChainStep]:

@@ -59,8 +59,8 @@ def verdicts(engine: Engine) -> Iterator[Verdict]:
     rules = engine.rules
     for fid in sorted(program.detailed):
         targets = program.targets(fid)
-        saves = [(index, rules.scopes[t[1]]) for index, t in enumerate(targets)
-                 if t[0] == T_SCOPE and rules.scopes[t[1]].op == "open"]
+        saves = [(index, rules.scopes[t.api]) for index, t in enumerate(targets)
+                 if t.kind == T_SCOPE and rules.scopes[t.api].op == "open"]
         if not saves:
             continue
         local = _local_saves(program, fid, saves)
@@ -69,7 +69,7 @@ def verdicts(engine: Engine) -> Iterator[Verdict]:
         for states, line, column in engine.return_states(fid):
             for kind, index in local.items():
                 if any(engine.scope_open(s, kind) for s in st.members(states)):
-                    api = targets[index][1]
+                    api = targets[index].api
                     origin = Origin(fid, index, -1, api, UNKNOWN, api)
                     yield Verdict(SCOPE_LEAK, origin, None, Context(LEAK, kind), None, (line, column))
 

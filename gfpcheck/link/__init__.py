@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import networkx as nx
 
@@ -39,16 +40,16 @@ from ..facts import (
 from ..ruleset import Ruleset
 from .types import TypeIndex
 
-# Target kinds: a target is a tuple whose first element is one of these.
-T_NONE = 0  # (T_NONE,): nothing known to call
-T_FUNC = 1  # (T_FUNC, ids): functions or macros by name
-T_ALLOC = 2  # (T_ALLOC, allocator_name)
-T_SCOPE = 3  # (T_SCOPE, scope_api_name)
-T_BEGIN = 4  # (T_BEGIN, ids, api_name): takes a transaction handle; ids: its definitions
-T_END = 5  # (T_END, ids, api_name): releases it
-T_INDIRECT = 6  # (T_INDIRECT, ids, via, confidence, carries): function-pointer member or dispatcher
-T_PARAM = 7  # (T_PARAM, index): calls its own parameter
-T_STOP = 8  # (T_STOP, name): never returns; the path ends here
+# Target kinds: what a call site reaches (Target.kind).
+T_NONE = 0  # nothing known to call
+T_FUNC = 1  # functions or macros by name (ids)
+T_ALLOC = 2  # an allocator of the rules (api)
+T_SCOPE = 3  # a scope API (api)
+T_BEGIN = 4  # a begin API (api) that takes a family's context; ids: its definitions
+T_END = 5  # an end API (api) that releases it; ids: its definitions
+T_INDIRECT = 6  # a function-pointer member or a dispatcher (ids, via, confidence, carries)
+T_PARAM = 7  # a parameter of the calling function (param)
+T_STOP = 8  # a call that never returns (api); the path ends here
 
 # How sure an indirect edge is.
 DISPATCHED = 3  # a rules dispatcher: every target registered under the key runs
@@ -65,7 +66,19 @@ MAX_NAME_ONLY_TARGETS = 8
 # target, always carries it.
 MAX_CONTEXT_TARGETS = 4
 
-NONE_TARGET = (T_NONE,)
+class Target(NamedTuple):
+    """What one call site reaches."""
+
+    kind: int  # T_*
+    ids: tuple[int, ...] = ()  # the functions it can reach (T_FUNC, T_BEGIN, T_END, T_INDIRECT)
+    api: str = ""  # the rules API it names (T_ALLOC, T_SCOPE, T_BEGIN, T_END, T_STOP)
+    via: str = ""  # T_INDIRECT: how it was resolved ("struct foo_ops.bar", a dispatch key)
+    confidence: int = 0  # T_INDIRECT: DISPATCHED, CONFIDENT or NAME_ONLY
+    carries: bool = False  # T_INDIRECT: whether the caller's context crosses it to every target
+    param: int = -1  # T_PARAM: the index of the parameter called
+
+
+NONE_TARGET = Target(T_NONE)
 _CALLS_BY_TARGET = (T_FUNC, T_BEGIN, T_END)
 _CALLS_FUNCTIONS = (*_CALLS_BY_TARGET, T_INDIRECT)  # targets whose second item is the function ids reached
 
@@ -132,7 +145,7 @@ class Program:
     def call_to(self, fid: int, callee: int) -> int:
         """The first call of `fid` that can reach `callee`."""
         for index, target in enumerate(self.targets(fid)):
-            if target[0] in _CALLS_FUNCTIONS and callee in target[1]:
+            if target.kind in _CALLS_FUNCTIONS and callee in target.ids:
                 return index
         raise ValueError(f"function {fid} has no call that reaches {callee}")
 
@@ -215,18 +228,18 @@ class _Resolver:
     def _name_target(self, name: str, file_index: int) -> tuple:
         rules = self.rules
         if name in rules.allocators:
-            return (T_ALLOC, name)
+            return Target(T_ALLOC, api=name)
         if name in rules.scopes:
-            return (T_SCOPE, name)
+            return Target(T_SCOPE, api=name)
         if name in rules.begin:
-            return (T_BEGIN, self.resolve(name, file_index), name)
+            return Target(T_BEGIN, self.resolve(name, file_index), name)
         if name in rules.end:
-            return (T_END, self.resolve(name, file_index), name)
+            return Target(T_END, self.resolve(name, file_index), name)
         ids = self.resolve(name, file_index)
         if name in rules.noreturn or (ids and all(self.functions[i].noreturn for i in ids)):
-            return (T_STOP, name)
+            return Target(T_STOP, api=name)
         if ids:
-            return (T_FUNC, ids)
+            return Target(T_FUNC, ids)
         return NONE_TARGET
 
     # -- bindings --------------------------------------------------------------
@@ -293,7 +306,7 @@ class _Resolver:
             kind = call[CALL_KIND]
             if kind == DIRECT:
                 if name in params:
-                    out.append((T_PARAM, params[name]))
+                    out.append(Target(T_PARAM, param=params[name]))
                 elif name in dispatchers:
                     out.append(self._dispatch(dispatchers[name].key, call[CALL_ARGS], name))
                 else:
@@ -312,7 +325,7 @@ class _Resolver:
         ids = self.by_key.get(key, ())
         if not ids:
             return NONE_TARGET
-        return (T_INDIRECT, ids, f"{macro}() dispatch of {key}", DISPATCHED, True)
+        return Target(T_INDIRECT, ids, via=f"{macro}() dispatch of {key}", confidence=DISPATCHED, carries=True)
 
     def _carries(self, file_index: int, ids: tuple[int, ...]) -> bool:
         """Whether a typed member call passes the caller's context on (MAX_CONTEXT_TARGETS):
@@ -331,7 +344,8 @@ class _Resolver:
                 key = key_format.format(field=member)
                 ids = self.by_key.get(key, ())
                 if ids:
-                    return (T_INDIRECT, ids, f"->{path[-1]}.{member} dispatch of {key}", DISPATCHED, True)
+                    return Target(T_INDIRECT, ids, via=f"->{path[-1]}.{member} dispatch of {key}",
+                                  confidence=DISPATCHED, carries=True)
                 return NONE_TARGET
         struct = ""
         if call[CALL_BASE]:
@@ -340,12 +354,13 @@ class _Resolver:
         if struct:
             ids = self.by_member.get((struct, member), ())
             if ids:
-                return (T_INDIRECT, ids, f"{struct}.{member}", CONFIDENT, self._carries(file_index, ids))
+                return Target(T_INDIRECT, ids, via=f"{struct}.{member}", confidence=CONFIDENT,
+                              carries=self._carries(file_index, ids))
             # No table of this struct was read (built in a header's macro, or at run time through
             # a base of unknown type): the member's name is all that is left to go by.
         ids = self.by_field.get(member, ())
         if ids and len(ids) <= MAX_NAME_ONLY_TARGETS:
-            return (T_INDIRECT, ids, f"->{member} (member name only)", NAME_ONLY, False)
+            return Target(T_INDIRECT, ids, via=f"->{member} (member name only)", confidence=NAME_ONLY)
         return NONE_TARGET
 
 
@@ -353,8 +368,8 @@ def callee_ids(targets: tuple) -> tuple[int, ...]:
     """Every function the given call targets can reach, each once, in call order."""
     out: list[int] = []
     for target in targets:
-        if target[0] in _CALLS_FUNCTIONS:
-            out += target[1]
+        if target.kind in _CALLS_FUNCTIONS:
+            out += target.ids
     return tuple(dict.fromkeys(out))
 
 
@@ -393,10 +408,10 @@ class _Linker:
                         target = (known_here.get(name) if name in defined else known.get(name)) \
                             or by_name(name, file_index)
                         plain_calls += count
-                        kind = target[0]
+                        kind = target.kind
                         if kind == T_FUNC:
                             plain_resolved += count
-                            out += target[1]
+                            out += target.ids
                         elif kind == T_STOP:
                             plain_resolved += count
                             detailed.add(fid)  # a call that never returns ends paths: its flow matters
@@ -426,7 +441,7 @@ class _Linker:
         stats = self.stats
         dispatchers = self.rules.dispatchers
         for call, target in zip(calls, targets, strict=True):
-            kind = target[0]
+            kind = target.kind
             stats.call_sites += 1
             indirect = call[CALL_KIND] != DIRECT or kind == T_PARAM or call[CALL_NAME] in dispatchers
             if indirect:
@@ -451,8 +466,8 @@ class _Linker:
         invoked: dict[int, set[int]] = defaultdict(set)
         for fid in sorted(fid for fid, f in enumerate(functions) if f.detail):
             for target in resolver.targets(fid):
-                if target[0] == T_PARAM:
-                    invoked[fid].add(target[1])
+                if target.kind == T_PARAM:
+                    invoked[fid].add(target.param)
         queue = sorted(invoked)
         while queue:
             callee = queue.pop()
@@ -461,7 +476,7 @@ class _Linker:
                 if not params:
                     continue
                 for call, target in zip(resolver.calls(caller), resolver.targets(caller), strict=True):
-                    if target[0] not in _CALLS_BY_TARGET or callee not in target[1]:
+                    if target.kind not in _CALLS_BY_TARGET or callee not in target.ids:
                         continue
                     for arg in invoked[callee]:
                         text = call[CALL_ARGS][arg] if arg < len(call[CALL_ARGS]) else None
@@ -475,7 +490,7 @@ class _Linker:
                 params = {p[PARAM_NAME] for p in functions[caller].params}
                 for index, (call, target) in enumerate(zip(resolver.calls(caller), resolver.targets(caller),
                                                            strict=True)):
-                    if target[0] not in _CALLS_BY_TARGET or callee not in target[1]:
+                    if target.kind not in _CALLS_BY_TARGET or callee not in target.ids:
                         continue
                     args = call[CALL_ARGS]
                     for arg in sorted(invoked[callee]):

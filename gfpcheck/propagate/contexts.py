@@ -88,13 +88,13 @@ class Contexts:
         for index, (call, target) in enumerate(zip(program.calls(fid), program.targets(fid), strict=True)):
             if not sites[index]:
                 continue
-            if target[0] == T_PARAM and target[1] == param:
+            if target.kind == T_PARAM and target.param == param:
                 out |= sites[index]
-            elif target[0] == T_FUNC and depth < _FORWARD_DEPTH and name in call[4]:
+            elif target.kind == T_FUNC and depth < _FORWARD_DEPTH and name in call[4]:
                 for arg, text in enumerate(call[4]):
                     if text != name:
                         continue
-                    for callee in target[1]:
+                    for callee in target.ids:
                         if arg in program.invoked_params.get(callee, ()):
                             out |= self.invocation_states(callee, arg, sites[index], depth + 1)
         return out
@@ -109,13 +109,13 @@ class Contexts:
             indirect: dict[int, int] = {}
             free: dict[int, int] = {}
             for index, target in enumerate(self.program.targets(fid)):
-                kind = target[0]
+                kind = target.kind
                 if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
-                    for callee in target[1]:
+                    for callee in target.ids:
                         direct.setdefault(callee, index)
                 elif kind == T_INDIRECT:
-                    for callee in target[1]:
-                        (indirect if target[4] else free).setdefault(callee, index)
+                    for callee in target.ids:
+                        (indirect if target.carries else free).setdefault(callee, index)
             edges = (tuple(direct.items()), tuple(indirect.items()), tuple(free.items()))
             self._edge_cache[fid] = edges
         return edges
@@ -158,17 +158,17 @@ class Contexts:
             mask = sites[index]
             if not mask:
                 continue
-            kind = target[0]
+            kind = target.kind
             if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
-                for callee in target[1]:
+                for callee in target.ids:
                     yield callee, mask, index, None
             elif kind == T_INDIRECT:
-                if target[4]:
+                if target.carries:
                     entered = without_belief(mask)
-                    for callee in target[1]:
+                    for callee in target.ids:
                         yield callee, entered, index, None
                 else:
-                    for callee in target[1]:
+                    for callee in target.ids:
                         yield callee, clean if mask == clean else space.homed(mask, home(callee)), index, None
         for site in callbacks:
             mask = sites[site.call]

@@ -58,8 +58,8 @@ class Effects:
 
     def family_of(self, target: tuple) -> str:
         """The family a begin or end API's context belongs to."""
-        name = target[2]
-        return self.rules.begin[name].family if target[0] == T_BEGIN else self.rules.end_family[name]
+        name = target.api
+        return self.rules.begin[name].family if target.kind == T_BEGIN else self.rules.end_family[name]
 
     def site_effects(self, fid: int, index: int, summary: bool) -> tuple[st.Effect, ...] | None:
         """Alternative effects of call `index` of `fid`; None when it changes nothing.
@@ -70,18 +70,18 @@ class Effects:
         program = self.program
         space = self.space
         target = program.targets(fid)[index]
-        kind = target[0]
+        kind = target.kind
         effects: tuple[st.Effect, ...] | None = None
         if kind == T_SCOPE:
-            api = self.rules.scopes[target[1]]
+            api = self.rules.scopes[target.api]
             effects = (space.effect(scopes={api.kind: 1 if api.op == "open" else -1}),)
         elif kind == T_BEGIN or kind == T_END:
             held = {self.family_of(target): 1 if kind == T_BEGIN else -1}
-            bodies = [self.summaries.get(callee, st.IDENTITY) for callee in target[1]] or [st.IDENTITY]
+            bodies = [self.summaries.get(callee, st.IDENTITY) for callee in target.ids] or [st.IDENTITY]
             effects = tuple(sorted({space.normal_effect(space.effect(held)._replace(scopes=b.scopes))
                                     for b in bodies}))
         elif kind == T_FUNC:
-            found = {self.summaries.get(callee, st.IDENTITY) for callee in target[1]}
+            found = {self.summaries.get(callee, st.IDENTITY) for callee in target.ids}
             if found != {st.IDENTITY}:
                 effects = tuple(sorted(found))
         if not summary and effects is not None and any(e.held and max(e.held) > 0 for e in effects):
@@ -100,7 +100,7 @@ class Effects:
         targets = self.program.targets(fid)
 
         def transfer(index: int, mask: int) -> int:
-            if targets[index][0] == T_STOP:
+            if targets[index].kind == T_STOP:
                 return 0  # the path ends at a call that never returns
             if index not in cache:
                 cache[index] = self.site_effects(fid, index, summary)
@@ -115,13 +115,13 @@ class Effects:
 
         def failure(test: str, index: int) -> str | None:
             target = program.targets(fid)[index]
-            if target[0] == T_BEGIN:
-                result = self.rules.begin[target[2]].result
+            if target.kind == T_BEGIN:
+                result = self.rules.begin[target.api].result
                 if result == "none":
                     return None  # it cannot fail
                 returns_handle = result == "handle"
-            elif target[0] == T_FUNC and any(c in self.summaries for c in target[1]):
-                returns_handle = any(program.functions[c].returns_pointer for c in target[1])
+            elif target.kind == T_FUNC and any(c in self.summaries for c in target.ids):
+                returns_handle = any(program.functions[c].returns_pointer for c in target.ids)
             else:
                 return None
             if test == TEST_ERR:
@@ -153,8 +153,8 @@ class Effects:
         if not summary and fid in self.origins.belief_sites:
             return True
         for target in program.targets(fid):
-            kind = target[0]
-            if kind in _CONTEXT_APIS or (kind == T_FUNC and not summaries.isdisjoint(target[1])):
+            kind = target.kind
+            if kind in _CONTEXT_APIS or (kind == T_FUNC and not summaries.isdisjoint(target.ids)):
                 return True
         return False
 
@@ -223,7 +223,7 @@ class Effects:
         queue: deque[int] = deque()
         queued: set[int] = set()
         for fid in sorted(program.detailed):
-            if any(t[0] in (T_SCOPE, T_BEGIN, T_END) for t in program.targets(fid)):
+            if any(t.kind in (T_SCOPE, T_BEGIN, T_END) for t in program.targets(fid)):
                 queue.append(fid)
                 queued.add(fid)
         visits: dict[int, int] = defaultdict(int)

@@ -128,10 +128,10 @@ class Origins:
         algebra = self.algebra
         params = {p[PARAM_NAME] for p in function.params if p[PARAM_NAME]}
         for index, (call, target) in enumerate(zip(program.calls(fid), program.targets(fid), strict=True)):
-            kind = target[0]
+            kind = target.kind
             args = call[CALL_ARGS]
             if kind == T_ALLOC:
-                allocator = rules.allocators[target[1]]
+                allocator = rules.allocators[target.api]
                 if allocator.implied is not None:
                     yield Origin(fid, index, -1, allocator.implied, rules.implied_mask(allocator), allocator.name)
                     continue
@@ -145,7 +145,7 @@ class Origins:
                     yield Origin(fid, index, allocator.gfp_arg, text, mask, allocator.name)
             elif kind in (T_FUNC, T_BEGIN, T_END):
                 for arg, text in enumerate(args):
-                    if text is None or not any(arg in self.mask_params.get(c, ()) for c in target[1]):
+                    if text is None or not any(arg in self.mask_params.get(c, ()) for c in target.ids):
                         continue
                     if self._free(text) & params or not (algebra.is_mask_text(text) or text in self.env(fid)):
                         continue
@@ -165,9 +165,9 @@ class Origins:
             if not params:
                 continue
             for call, target in zip(program.calls(fid), program.targets(fid), strict=True):
-                if target[0] != T_ALLOC:
+                if target.kind != T_ALLOC:
                     continue
-                gfp_arg = rules.allocators[target[1]].gfp_arg
+                gfp_arg = rules.allocators[target.api].gfp_arg
                 args = call[CALL_ARGS]
                 if gfp_arg is not None and gfp_arg < len(args) and args[gfp_arg]:
                     for name in self._free(args[gfp_arg]) & params.keys():
@@ -181,7 +181,7 @@ class Origins:
                 if not params:
                     continue
                 for call, target in zip(program.calls(caller), program.targets(caller), strict=True):
-                    if target[0] not in (T_FUNC, T_BEGIN, T_END) or callee not in target[1]:
+                    if target.kind not in (T_FUNC, T_BEGIN, T_END) or callee not in target.ids:
                         continue
                     args = call[CALL_ARGS]
                     for arg in sorted(uses[callee]):
@@ -200,7 +200,7 @@ class Origins:
             yield Use(origin.fid, origin.index, origin.allocator, origin.mask, ())
             return
         target = self.program.targets(origin.fid)[origin.index]
-        for callee in target[1]:
+        for callee in target.ids:
             if origin.arg in self.mask_params.get(callee, ()):
                 yield from self._follow(callee, origin.arg, origin.mask, (), set())
 
@@ -215,10 +215,10 @@ class Origins:
         env[name] = value
         rules = self.rules
         for index, (call, target) in enumerate(zip(program.calls(fid), program.targets(fid), strict=True)):
-            kind = target[0]
+            kind = target.kind
             args = call[CALL_ARGS]
             if kind == T_ALLOC:
-                allocator = rules.allocators[target[1]]
+                allocator = rules.allocators[target.api]
                 if allocator.gfp_arg is None or allocator.gfp_arg >= len(args):
                     continue
                 text = args[allocator.gfp_arg]
@@ -229,7 +229,7 @@ class Origins:
                     if not text or name not in self._free(text):
                         continue
                     passed = self.algebra.try_evaluate(text, env)
-                    for callee in target[1]:
+                    for callee in target.ids:
                         if arg in self.mask_params.get(callee, ()):
                             yield from self._follow(callee, arg, passed, hops + ((fid, index),), seen)
 

@@ -173,7 +173,7 @@ class Witness:
         if link.binding is not None or link.index is None:
             return False
         target = self.program.targets(link.caller)[link.index]
-        return target[0] == T_INDIRECT and target[3] == NAME_ONLY
+        return target.kind == T_INDIRECT and target.confidence == NAME_ONLY
 
     # -- one forest per kind of context ------------------------------------------
     def _forest(self, kind: Context) -> dict[Node, tuple[Node, Link] | None]:
@@ -261,12 +261,12 @@ class Witness:
             out.update(fid for fid, (held, _scopes) in effects.entered.items() if family in held)
             starts = [fid for fid, e in effects.summaries.items() if e.held and e.held[index] > 0]
             apis = {fid for fid in program.detailed
-                    if any(t[0] == T_BEGIN and effects.family_of(t) == family for t in program.targets(fid))}
+                    if any(t.kind == T_BEGIN and effects.family_of(t) == family for t in program.targets(fid))}
         else:
             kinds = self.effects.rules.family_by_name[family].scopes
             out.update(fid for fid, (_held, scopes) in effects.entered.items() if kinds & scopes.keys())
             starts = [fid for fid, e in effects.summaries.items() if effects.opens_scope(e)]
-            apis = {fid for fid in program.detailed if any(t[0] in (T_SCOPE, T_BEGIN) for t in program.targets(fid))}
+            apis = {fid for fid in program.detailed if any(t.kind in (T_SCOPE, T_BEGIN) for t in program.targets(fid))}
         out |= apis
         pred = program.graph.pred
         for fid in starts:
