@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..facts import CALL_ARGS, CALL_NAME
-from ..link import Program
+from ..link import T_SCOPE, T_STOP, Program
 from ..propagate import state as st
 from ..propagate.contexts import Contexts
 from ..propagate.flow import run_flow
@@ -198,15 +198,32 @@ class Engine:
         return self.cleared(mask) == self.rules.unsafe_bits(family) & self._relevant
 
     # -- returns ---------------------------------------------------------------------
-    def return_states(self, fid: int) -> list[tuple[int, int, int]]:
+    def own_scope_states(self, fid: int) -> list[tuple[int, int, int]]:
         """(states, line, column) at each return of the function, run from the clean
-        state with its callees' summaries; falling off the end of the body counts as
-        a return at its closing line."""
+        state counting the scopes it opens and closes itself, and the closes its
+        callees make (a helper that restores); scopes a callee leaves open for it (a
+        transaction's) are not its own and are not counted.  Falling off the end of
+        the body counts as a return at its closing line."""
         effects = self.analysis.effects
+        space = self.space
         function = self.program.functions[fid]
+        targets = self.program.targets(fid)
         tree = effects.tree(fid)
-        result = run_flow(tree, self.program.calls(fid), st.single(st.CLEAN), effects.transfer(fid, summary=True),
-                          effects.failure(fid))
+        cache: dict[int, tuple[st.Effect, ...] | None] = {}
+
+        def transfer(index: int, mask: int) -> int:
+            if targets[index].kind == T_STOP:
+                return 0
+            if index not in cache:
+                found = effects.site_effects(fid, index, summary=True)
+                if found is not None and targets[index].kind != T_SCOPE:
+                    found = tuple({space.normal_effect(st.Effect(scopes=tuple(min(d, 0) for d in e.scopes)))
+                                   for e in found if e.scopes}) or None
+                cache[index] = found
+            found = cache[index]
+            return mask if found is None else space.apply_effects(found, mask)
+
+        result = run_flow(tree, self.program.calls(fid), st.single(st.CLEAN), transfer, effects.failure(fid))
         places = return_places(tree)
         out = [(mask, *places[number]) for number, mask in sorted(result.returns.items()) if mask]
         if result.end:

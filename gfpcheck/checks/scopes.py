@@ -5,7 +5,10 @@
   restore: the task keeps PF_MEMALLOC_* for good, and every later allocation
   it makes is silently constrained.  Saved flags stored into a field or
   returned are handed off (jbd2's start_this_handle() keeps them in the
-  handle for jbd2_journal_stop()), not leaked.
+  handle for jbd2_journal_stop()), not leaked.  A save and a restore under
+  `if`s with the same condition (`if (nofs) flags = memalloc_nofs_save();
+  ... if (nofs) memalloc_nofs_restore(flags);`) go together on every path:
+  the flow cannot see that correlation, so such a kind is not judged.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ..facts import CALL_RESULT, PARAM_NAME
 from ..link import T_SCOPE
 from ..masks import UNKNOWN
 from ..propagate import state as st
+from ..propagate.flowtree import call_guards
 from ..propagate.origins import Origin
 from ..propagate.witness import Context
 from .catalog import Check
@@ -64,9 +68,11 @@ def verdicts(engine: Engine) -> Iterator[Verdict]:
         if not saves:
             continue
         local = _local_saves(program, fid, saves)
+        for kind in _correlated(engine, fid, targets, local):
+            del local[kind]
         if not local:
             continue
-        for states, line, column in engine.return_states(fid):
+        for states, line, column in engine.own_scope_states(fid):
             for kind, index in local.items():
                 if any(engine.scope_open(s, kind) for s in st.members(states)):
                     api = targets[index].api
@@ -91,6 +97,26 @@ def _local_saves(program, fid: int, saves: list) -> dict[str, int]:
             continue
         out.setdefault(api.kind, index)
     return {kind: index for kind, index in out.items() if kind not in handed_off}
+
+
+def _correlated(engine: Engine, fid: int, targets, local: dict[str, int]) -> list[str]:
+    """Scope kinds whose saves are each guarded by a condition that also guards a
+    restore of the kind."""
+    if not local:
+        return []
+    rules = engine.rules
+    guards = call_guards(engine.analysis.effects.tree(fid))
+    saved: dict[str, set[str | None]] = {}
+    restored: dict[str, set[str]] = {}
+    for index, target in enumerate(targets):
+        if target.kind != T_SCOPE:
+            continue
+        api = rules.scopes[target.api]
+        if api.op == "open":
+            saved.setdefault(api.kind, set()).add(guards.get(index))
+        elif index in guards:
+            restored.setdefault(api.kind, set()).add(guards[index])
+    return [kind for kind in local if None not in saved.get(kind, {None}) and saved[kind] <= restored.get(kind, set())]
 
 
 def _returned_names(program, fid: int) -> set[str]:

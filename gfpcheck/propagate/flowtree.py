@@ -31,7 +31,7 @@ F_CALL = 0  # (F_CALL, call_index)
 F_RETURN = 1  # (F_RETURN, number, kind, line, column): numbered in program order, kind RETURN_*
 F_GOTO = 2  # (F_GOTO, label)
 F_LABEL = 3  # (F_LABEL, label)
-F_IF = 4  # (F_IF, then_block, else_block, test)   test: (kind, variable) or None
+F_IF = 4  # (F_IF, then_block, else_block, test, condition)   test: (kind, variable) or None; condition: its text
 F_LOOP = 5  # (F_LOOP, body_block)
 F_SWITCH = 6  # (F_SWITCH, body_block)
 F_CASE = 7  # (F_CASE,)
@@ -98,7 +98,8 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
             then, i = _block(events, i, b, rules, returns, kinds)
             other, i = _block(events, i, c, rules, returns, kinds)
             items.extend(pre)
-            items.append((F_IF, tuple(then), tuple(other), parse_test(payload, rules) if payload else None))
+            items.append((F_IF, tuple(then), tuple(other), parse_test(payload, rules) if payload else None,
+                          " ".join(payload.split()) if payload else None))
         elif kind == EV_LOOP:
             # a: body start, b: body end, c: statement end (a do-while condition follows its body)
             pre, i = _block(events, i, a, rules, returns, kinds)
@@ -128,6 +129,27 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
         elif kind == EV_CONTINUE:
             items.append((F_CONTINUE,))
     return items, i
+
+
+def call_guards(tree: tuple) -> dict[int, str]:
+    """For each call under an `if`, the condition of the innermost one, as written
+    (`!(...)` in its else branch); calls under no `if` are left out."""
+    guards: dict[int, str] = {}
+    stack: list[tuple[tuple, str | None]] = [(tree, None)]
+    while stack:
+        block, guard = stack.pop()
+        for item in block:
+            op = item[0]
+            if op == F_CALL:
+                if guard is not None:
+                    guards[item[1]] = guard
+            elif op == F_IF:
+                condition = item[4]
+                stack.append((item[1], condition))
+                stack.append((item[2], f"!({condition})" if condition is not None else None))
+            elif op in (F_LOOP, F_SWITCH):
+                stack.append((item[1], guard))
+    return guards
 
 
 def return_places(tree: tuple) -> dict[int, tuple[int, int]]:
