@@ -185,9 +185,11 @@ class Witness:
 
     def _grow(self, kind: Context) -> dict[Node, tuple[Node, Link] | None]:
         flag = self.flag(kind)
+        space = self.space
         contexts = self.contexts
         reached = contexts.reached
         fast = contexts.fast
+        targets_of = self.program.targets
         callees_of = self.program.callees
         relevant = self._relevant.get(kind)
         forest: dict[Node, tuple[Node, Link] | None] = {}
@@ -227,14 +229,23 @@ class Witness:
                             forest[child] = (node, link)
                             primary.append(child)
                 continue
-            for callee, states, index, binding in contexts.successors(caller, 1 << state):
+            targets = None
+            successors = list(contexts.successors(caller, 1 << state))
+            # the states with this kind of context, the ones successors() just made included
+            flagged = space.flagged(kind, flag)
+            for callee, states, index, binding in successors:
                 if relevant is not None and callee not in relevant:
                     continue
+                entering = states & reached.get(callee, 0) & flagged
+                if not entering:
+                    continue
                 link = Link(caller, state, index, binding)
-                name_only = self._name_only(link)
-                for entered in st.members(states & reached.get(callee, 0)):
-                    if not flag(entered):
-                        continue
+                name_only = False
+                if binding is None and index is not None:
+                    targets = targets or targets_of(caller)
+                    target = targets[index]
+                    name_only = target.kind == T_INDIRECT and target.confidence == NAME_ONLY
+                for entered in st.members(entering):
                     child = (callee, entered)
                     if child in forest:
                         continue
