@@ -63,6 +63,7 @@ class Family:
     scopes: frozenset[str]
     entries: tuple[tuple[str, str], ...] = ()
     habits: tuple[str, ...] = ()
+    through_ops: bool = True  # whether a held context crosses calls through ops tables and callbacks
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +319,7 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         scope_clears={kind: tuple(bits) for kind, bits in data.get("scope_kinds", {}).items()},
         families=tuple(Family(n, d["held"], d["begins"], d["mask"], tuple(d["unsafe"]), frozenset(d["neutralised_by"]),
                               tuple((normalize_type(e["struct"]), e["field"]) for e in d.get("entries", [])),
-                              tuple(d.get("habits", [])))
+                              tuple(d.get("habits", [])), d.get("through_ops", True))
                        for n, d in _by_name(data.get("families", [])).items()),
         handle_types={normalize_type(d["type"]): d.get("name", d["type"])
                       for d in data.get("handle_types", [])},

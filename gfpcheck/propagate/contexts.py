@@ -129,7 +129,7 @@ class Contexts:
         program = self.program
         clean = st.single(st.CLEAN)
         space = self.effects.space
-        without_belief = space.without_belief
+        across_ops = space.across_ops
         home = self._home
         callbacks = self._callbacks_by_caller.get(fid, ())
         if self.effects.is_plain(fid):
@@ -144,13 +144,13 @@ class Contexts:
                 for callee, index in direct:
                     yield callee, mask, index, None
                 if indirect:
-                    without = without_belief(mask)
+                    without = across_ops(mask)
                     for callee, index in indirect:
                         yield callee, without, index, None
                 for callee, index in free:
                     yield callee, clean if mask == clean else space.homed(mask, home(callee)), index, None
             for site in callbacks:
-                yield (site.function, without_belief(self.invocation_states(site.callee, site.arg, mask)),
+                yield (site.function, across_ops(self.invocation_states(site.callee, site.arg, mask)),
                        site.call, site)
             return
         sites = self.site_states(fid, entry_mask)
@@ -164,7 +164,7 @@ class Contexts:
                     yield callee, mask, index, None
             elif kind == T_INDIRECT:
                 if target.carries:
-                    entered = without_belief(mask)
+                    entered = across_ops(mask)
                     for callee in target.ids:
                         yield callee, entered, index, None
                 else:
@@ -173,7 +173,7 @@ class Contexts:
         for site in callbacks:
             mask = sites[site.call]
             if mask:
-                yield (site.function, without_belief(self.invocation_states(site.callee, site.arg, mask)),
+                yield (site.function, across_ops(self.invocation_states(site.callee, site.arg, mask)),
                        site.call, site)
 
     def _home(self, fid: int) -> str:

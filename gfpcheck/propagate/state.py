@@ -73,8 +73,10 @@ class StateSpace:
     """Interned states of one analysis: `families` and `scope_kinds` name the
     positions of State.held/belief and State.scopes."""
 
-    def __init__(self, families: Sequence[str], scope_kinds: Sequence[str]):
+    def __init__(self, families: Sequence[str], scope_kinds: Sequence[str], stay_direct: Sequence[str] = ()):
         self.families = tuple(families)
+        # families whose held context does not cross calls through function pointers
+        self.stay_direct = frozenset(self.families.index(f) for f in stay_direct)
         self.scope_kinds = tuple(scope_kinds)
         self.family_index = {name: i for i, name in enumerate(self.families)}
         self.scope_index = {name: i for i, name in enumerate(self.scope_kinds)}
@@ -166,13 +168,22 @@ class StateSpace:
             self._normal[mask] = out
         return out
 
-    def without_belief(self, mask: int) -> int:
+    def across_ops(self, mask: int) -> int:
+        """The states a call through a function pointer (an ops table, a callback)
+        enters its target in: no belief (the author of a GFP_NOFS answers for the
+        helpers it calls, not for what an ops table hands control to), and no held
+        context of a family that stays on direct calls (`stay_direct`)."""
         out = self._unbelieved.get(mask)
         if out is None:
             out = 0
             nobody = (False,) * len(self.families)
+            stay = self.stay_direct
             for sid in members(mask):
-                out |= 1 << self.id(self.states[sid]._replace(belief=nobody))
+                state = self.states[sid]._replace(belief=nobody)
+                if stay and any(state.held[f] for f in stay):
+                    held = tuple(0 if f in stay else d for f, d in enumerate(state.held))
+                    state = state._replace(held=held, home=state.home if any(held) else "")
+                out |= 1 << self.id(state)
             self._unbelieved[mask] = out
         return out
 
@@ -208,7 +219,7 @@ class StateSpace:
             out = 0
             for sid in members(mask):
                 if sid != CLEAN and self.states[sid].home == home:
-                    out |= self.without_belief(1 << sid)
+                    out |= self.across_ops(1 << sid)
                 else:
                     out |= 1 << CLEAN
             self._homed[key] = out
