@@ -78,7 +78,7 @@ class Engine:
         self._neutralisers = {
             family.name: frozenset(self.space.scope_index[k] for k in family.scopes if k in self.space.scope_index)
             for family in self.rules.families}
-        self._only_known_callers: dict[int, bool] = {}
+        self._known: bytearray | None = None
         self._clean: frozenset[int] | None = None
         self._reclaim: frozenset[int] | None = None
         rules = self.rules
@@ -281,33 +281,36 @@ class Engine:
         ops field, ...): among its callers, their callers and so on there is one, and
         no function that nothing calls (so is called from somewhere unseen), whose
         address escapes, or that can run from reclaim or writeback."""
-        known = self._only_known_callers.get(fid)
-        if known is None:
-            program = self.program
-            pred = program.graph.pred
-            entries = self.clean_entries()
-            reclaim = self.reclaim_entries()
-            taken = program.address_taken
-            seen = {fid}
-            stack = [fid]
-            found_entry = False
-            known = True
-            while stack and known:
-                current = stack.pop()
-                if current in reclaim:
-                    known = False
-                    break
-                if current in entries:
-                    found_entry = True
-                    continue
-                callers = pred[current]
-                if not callers or current in taken:
-                    known = False
-                    break
-                for caller in callers:
-                    if caller not in seen:
-                        seen.add(caller)
-                        stack.append(caller)
-            known = known and found_entry
-            self._only_known_callers[fid] = known
+        if self._known is None:
+            self._known = self._known_callers()
+        return bool(self._known[fid])
+
+    def _known_callers(self) -> bytearray:
+        """only_known_callers() of every function at once: a function is known when
+        some clean entry reaches it and no unknown start does.  An unknown start (a
+        reclaim entry, or a function that is no entry and is uncalled or has its
+        address taken) taints its callees down to the next clean entry."""
+        program = self.program
+        succ, pred = program.graph.succ, program.graph.pred
+        entries, reclaim, taken = self.clean_entries(), self.reclaim_entries(), program.address_taken
+        count = len(program.functions)
+        tainted = bytearray(count)
+        stack = [fid for fid in range(count)
+                 if fid in reclaim or (fid not in entries and (not pred[fid] or fid in taken))]
+        for fid in stack:
+            tainted[fid] = 1
+        while stack:
+            for callee in succ[stack.pop()]:
+                if not tainted[callee] and callee not in entries:
+                    tainted[callee] = 1
+                    stack.append(callee)
+        known = bytearray(count)
+        stack = [fid for fid in entries if not tainted[fid]]
+        for fid in stack:
+            known[fid] = 1
+        while stack:
+            for callee in succ[stack.pop()]:
+                if not known[callee] and not tainted[callee]:
+                    known[callee] = 1
+                    stack.append(callee)
         return known
