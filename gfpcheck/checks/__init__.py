@@ -64,12 +64,23 @@ def _findings(analysis: Analysis) -> Iterator[Finding]:
             targets.setdefault(verdict.context, set()).add(verdict.origin.fid)
     witness.focus(targets)
     evidence = Evidence(analysis, engine)
-    for verdict in verdicts:
+    chains = []
+    missing: list[int] = []
+    for number, verdict in enumerate(verdicts):
         what = verdict.context.what
         if what == CLEAN:
             chain = witness.from_entry(verdict.origin.fid, engine.clean_entries)
         elif what in SEARCHED:
             chain = witness.find(verdict.origin.fid, lambda s, v=verdict: engine.accepts(v, s), verdict.context)
+            if chain is None:
+                missing.append(number)
+                witness.want_exact(verdict.context, {verdict.origin.fid})
         else:
             chain = None  # proved inside one function: the check's own evidence
+        chains.append(chain)
+    for number in missing:
+        verdict = verdicts[number]
+        chains[number] = witness.find(verdict.origin.fid, lambda s, v=verdict: engine.accepts(v, s), verdict.context,
+                                      exact=True)
+    for verdict, chain in zip(verdicts, chains, strict=True):
         yield evidence.finding(verdict, chain)

@@ -88,6 +88,7 @@ class StateSpace:
         self._unbelieved: dict[int, int] = {}
         self._applied: dict[tuple, int] = {}
         self._homed: dict[tuple[int, str], int] = {}
+        self._homeless: list[int] = []
         self._flagged: dict[object, list[int]] = {}  # predicate -> [ids checked so far, bitmask of those that pass]
 
     # -- ids -------------------------------------------------------------------
@@ -224,6 +225,14 @@ class StateSpace:
                     out |= 1 << CLEAN
             self._homed[key] = out
         return out
+
+    def homeless(self, sid: int) -> int:
+        """The id of the state with no home: the same context, wherever it was taken."""
+        table = self._homeless
+        while len(table) <= sid:
+            state = self.states[len(table)]
+            table.append(self.id(state._replace(home="")) if state.home else len(table))
+        return table[sid]
 
     def taken_in(self, sid: int, home: str) -> int:
         """The state with `home` as where its held context was taken, when it holds

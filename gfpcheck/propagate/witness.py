@@ -65,6 +65,8 @@ class Witness:
         self._forests: dict[Context, dict[Node, tuple[Node, Link] | None]] = {}
         self._entry_parents: dict[int, tuple[int, Link] | None] | None = None
         self._relevant: dict[Context, set[int]] = {}
+        self._exact: dict[Context, dict] = {}
+        self._exact_targets: dict[Context, set[int]] = {}
 
     def flag(self, kind: Context) -> Callable[[int], bool]:
         """Whether a state has this kind of context."""
@@ -84,44 +86,71 @@ class Witness:
     def focus(self, targets: dict[Context, set[int]]) -> None:
         """Search only toward these functions (per kind of context): the forest then
         grows through their callers that carry that context, and no further."""
+        for kind, fids in targets.items():
+            if kind.what != CLEAN:
+                self._relevant[kind] = self._callers(kind, fids)
+
+    def _callers(self, kind: Context, fids: set[int]) -> set[int]:
+        """The functions and their callers, transitively through callers entered with
+        this kind of context."""
         pred = self.program.graph.pred
         reached = self.contexts.reached
-        for kind, fids in targets.items():
-            if kind.what == CLEAN:
-                continue
-            flagged = self._flagged(kind)
-            relevant = set(fids)
-            stack = [fid for fid in fids if reached.get(fid, 0) & flagged]
-            while stack:
-                fid = stack.pop()
-                for caller in pred[fid]:
-                    if caller not in relevant:
-                        relevant.add(caller)
-                        if reached.get(caller, 0) & flagged:
-                            stack.append(caller)
-            self._relevant[kind] = relevant
+        flagged = self._flagged(kind)
+        relevant = set(fids)
+        stack = [fid for fid in fids if reached.get(fid, 0) & flagged]
+        while stack:
+            fid = stack.pop()
+            for caller in pred[fid]:
+                if caller not in relevant:
+                    relevant.add(caller)
+                    if reached.get(caller, 0) & flagged:
+                        stack.append(caller)
+        return relevant
 
-    def find(self, fid: int, wanted: Callable[[int], bool], kind: Context) -> Chain | None:
+    def find(self, fid: int, wanted: Callable[[int], bool], kind: Context, exact: bool = False) -> Chain | None:
         """A shortest chain into `fid`, entered in a state `wanted` accepts, from the
-        nearest function where the `kind` of context starts."""
+        nearest function where the `kind` of context starts.
+
+        The shared forest grows each context once, from the subsystem that reaches
+        it first; a chain through an ops call that only the context of another
+        subsystem crosses is found in the `exact` forest, grown toward the functions
+        given to want_exact()."""
         flag = self.flag(kind)
-        forest = self._forest(kind)
-        best: tuple | None = None
-        for state in st.members(self.contexts.reached.get(fid, 0)):
-            if not wanted(state):
-                continue
+        states = [s for s in st.members(self.contexts.reached.get(fid, 0)) if wanted(s)]
+        for state in states:
             if not flag(state):
                 return Chain(fid, state, (), False)  # the context starts in fid itself
-            if (fid, state) in forest:
-                links = self._links(forest, (fid, state))
-                key = (sum(1 for link in links if self._name_only(link)), len(links), state)
-                if best is None or key < best[0]:
-                    best = (key, state, links)
+        if exact:
+            best = self._best(self._exact_forest(kind), fid, states, lambda s: s)
+        else:
+            best = self._best(self._forest(kind), fid, states, self.space.homeless)
         if best is None:
             return None
         _key, _state, links = best
         first = links[0]
         return Chain(first.caller, first.state, tuple(links), any(self._name_only(link) for link in links))
+
+    def want_exact(self, kind: Context, fids: set[int]) -> None:
+        """Grow the exact forest of this kind toward these functions, when asked for."""
+        self._exact_targets.setdefault(kind, set()).update(fids)
+        self._exact.pop(kind, None)
+
+    def _exact_forest(self, kind: Context) -> dict:
+        forest = self._exact.get(kind)
+        if forest is None:
+            forest = self._exact[kind] = self._grow(kind, exact=True, toward=self._exact_targets.get(kind, set()))
+        return forest
+
+    def _best(self, forest: dict, fid: int, states: list[int], key_of: Callable[[int], int]) -> tuple | None:
+        best: tuple | None = None
+        for state in states:
+            node = (fid, key_of(state))
+            if node in forest:
+                links = self._links(forest, node)
+                key = (sum(1 for link in links if self._name_only(link)), len(links), state)
+                if best is None or key < best[0]:
+                    best = (key, state, links)
+        return best
 
     def from_entry(self, fid: int, entries: Callable[[], frozenset[int]]) -> Chain | None:
         """A shortest chain from a clean entry (`entries()`: system calls and the like)
@@ -183,7 +212,11 @@ class Witness:
             self._forests[kind] = forest
         return forest
 
-    def _grow(self, kind: Context) -> dict[Node, tuple[Node, Link] | None]:
+    def _grow(self, kind: Context, exact: bool = False,
+              toward: set[int] | None = None) -> dict[Node, tuple[Node, Link] | None]:
+        """The forest of shortest chains for this kind of context, from every function
+        where it starts.  Nodes are (function, state without its home) unless
+        `exact`; `toward` limits the growth to the callers of those functions."""
         flag = self.flag(kind)
         space = self.space
         contexts = self.contexts
@@ -191,10 +224,10 @@ class Witness:
         fast = contexts.fast
         targets_of = self.program.targets
         callees_of = self.program.callees
-        relevant = self._relevant.get(kind)
+        relevant = self._relevant.get(kind) if toward is None else self._callers(kind, toward)
         forest: dict[Node, tuple[Node, Link] | None] = {}
         primary: deque[Node] = deque()
-        fallback: deque[tuple[Node, Node, Link]] = deque()
+        fallback: deque[tuple[Node, Node, Node, Link]] = deque()
         starters = self._starters(kind)
         if relevant is not None:
             starters &= relevant
@@ -202,32 +235,37 @@ class Witness:
             for state in st.members(reached.get(fid, 0)):
                 if not flag(state):
                     primary.append((fid, state))
+        # Forest nodes are (function, state without its home): the same context taken
+        # in two subsystems is one node, grown once, whichever home reaches it first.
+        homeless = space.homeless if not exact else (lambda sid: sid)
         expanded: set[Node] = set()
         while primary or fallback:
             if not primary:
-                node, parent, link = fallback.popleft()
-                if node in forest:
+                real, key, parent, link = fallback.popleft()
+                if key in forest:
                     continue
-                forest[node] = (parent, link)
-                primary.append(node)
+                forest[key] = (parent, link)
+                primary.append(real)
                 continue
             node = primary.popleft()
-            if node in expanded:
-                continue
-            expanded.add(node)
             caller, state = node
+            here = (caller, homeless(state))
+            if here in expanded:
+                continue
+            expanded.add(here)
             if fast[caller]:
                 # plain calls only: every callee is entered in the caller's one inside state
                 entered = contexts.inside(caller, 1 << state).bit_length() - 1
                 if flag(entered):
                     link = Link(caller, state, None, None)
+                    plain = homeless(entered)
                     for callee in callees_of[caller]:
                         if relevant is not None and callee not in relevant:
                             continue
-                        child = (callee, entered)
-                        if (reached.get(callee, 0) >> entered) & 1 and child not in forest:
-                            forest[child] = (node, link)
-                            primary.append(child)
+                        key = (callee, plain)
+                        if (reached.get(callee, 0) >> entered) & 1 and key not in forest:
+                            forest[key] = (here, link)
+                            primary.append((callee, entered))
                 continue
             targets = None
             successors = list(contexts.successors(caller, 1 << state))
@@ -246,14 +284,14 @@ class Witness:
                     target = targets[index]
                     name_only = target.kind == T_INDIRECT and target.confidence == NAME_ONLY
                 for entered in st.members(entering):
-                    child = (callee, entered)
-                    if child in forest:
+                    key = (callee, homeless(entered))
+                    if key in forest:
                         continue
                     if name_only:
-                        fallback.append((child, node, link))
+                        fallback.append(((callee, entered), key, here, link))
                         continue
-                    forest[child] = (node, link)
-                    primary.append(child)
+                    forest[key] = (here, link)
+                    primary.append((callee, entered))
         return forest
 
     def _starters(self, kind: Context) -> set[int]:
