@@ -102,13 +102,15 @@ class _Main(click.Group):
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else Exit.ERROR
         except Exception as exc:
+            name = type(exc).__name__
             if debug:
                 traceback.print_exc()
-            detail = " ".join(str(exc).split())[:200]
-            code = _say(f"internal error: {type(exc).__name__}{': ' + detail if detail else ''}; this is a bug "
-                        f"in gfpcheck, please report it with the output of `gfpcheck --debug ...`"
-                        if not debug else f"internal error: {type(exc).__name__} (traceback above); please "
-                        f"report it", Exit.INTERNAL)
+                message = f"internal error: {name} (traceback above); please report it"
+            else:
+                detail = " ".join(str(exc).split())[:200]
+                message = (f"internal error: {name}{': ' + detail if detail else ''}; this is a bug in gfpcheck, "
+                           f"please report it with the output of `gfpcheck --debug ...`")
+            code = _say(message, Exit.INTERNAL)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
