@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 from . import __version__
 from .cache import Cache, code_digest, combined_key, salt
-from .checks.evidence import CONFIDENCE_ORDER
 from .checks import Analysis, run_checks
+from .checks.evidence import CONFIDENCE_ORDER
 from .discover import (
     DEFAULT_ARCH,
     DEFAULT_EXCLUDES,

@@ -22,7 +22,6 @@ from .engine import Analysis, Engine, Verdict
 from .evidence import Evidence
 
 
-
 def _registered() -> tuple[ModuleType, ...]:
     """Every module of this package that declares CHECKS and verdicts, by name."""
     found = []

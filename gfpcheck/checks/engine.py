@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..facts import CALL_ARGS, CALL_NAME
-from ..link import T_SCOPE, T_STOP, Program
+from ..link import T_SCOPE, Program
 from ..propagate import state as st
 from ..propagate.contexts import Contexts
+from ..propagate.effects import Effects
 from ..propagate.flow import run_flow
 from ..propagate.flowtree import return_places
-from ..propagate.effects import Effects
 from ..propagate.origins import CLEARED, UNSAFE, Origin, Origins, Use
 from ..propagate.witness import Context
 from ..ruleset import CLEAN_ENTRY_KEY, Family, Ruleset
@@ -207,22 +207,16 @@ class Engine:
         effects = self.analysis.effects
         space = self.space
         function = self.program.functions[fid]
-        targets = self.program.targets(fid)
         tree = effects.tree(fid)
-        cache: dict[int, tuple[st.Effect, ...] | None] = {}
 
-        def transfer(index: int, mask: int) -> int:
-            if targets[index].kind == T_STOP:
-                return 0
-            if index not in cache:
-                found = effects.site_effects(fid, index, summary=True)
-                if found is not None and targets[index].kind != T_SCOPE:
-                    found = tuple({space.normal_effect(st.Effect(scopes=tuple(min(d, 0) for d in e.scopes)))
-                                   for e in found if e.scopes}) or None
-                cache[index] = found
-            found = cache[index]
-            return mask if found is None else space.apply_effects(found, mask)
+        def own(target, found: tuple[st.Effect, ...]) -> tuple[st.Effect, ...] | None:
+            """A scope API's effect as it is; of any other call, only the scopes it closes."""
+            if target.kind == T_SCOPE:
+                return found
+            return tuple({space.normal_effect(st.Effect(scopes=tuple(min(d, 0) for d in e.scopes)))
+                          for e in found if e.scopes}) or None
 
+        transfer = effects.transfer(fid, summary=True, only=own)
         result = run_flow(tree, self.program.calls(fid), st.single(st.CLEAN), transfer, effects.failure(fid))
         places = return_places(tree)
         out = [(mask, *places[number]) for number, mask in sorted(result.returns.items()) if mask]

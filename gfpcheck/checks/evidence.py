@@ -317,8 +317,8 @@ class Evidence:
                 break
             if target.kind == T_BEGIN and effects.family_of(target) == family.name:
                 found = at
-            elif target.kind == T_FUNC and any((effects.summaries.get(c, st.IDENTITY).held or (0,) * (index + 1))[index]
-                                               > 0 for c in target.ids):
+            elif target.kind == T_FUNC and any(_takes(effects.summaries.get(c, st.IDENTITY), index)
+                                               for c in target.ids):
                 found = at
         return found
 
@@ -380,3 +380,8 @@ class Evidence:
 
     def _alloc_note(self, check: Check, allocator: str, mask: str) -> str:
         return f"{allocator}() with {mask}{check.alloc_note}"
+
+
+def _takes(summary: st.Effect, family: int) -> bool:
+    """Whether a function's summary takes the context of the family at this index."""
+    return bool(summary.held) and summary.held[family] > 0

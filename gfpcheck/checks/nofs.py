@@ -17,7 +17,14 @@ from ..propagate import state as st
 from ..propagate.origins import CLEARED, Origin
 from ..propagate.witness import BELIEF, CLEAN, HELD, SCOPE, Context
 from .catalog import Check
-from .engine import BELIEVED_UNSCOPED, HELD_UNSCOPED, REACHED, Condition, Engine, Verdict
+from .engine import (
+    BELIEVED_UNSCOPED,
+    HELD_UNSCOPED,
+    REACHED,
+    Condition,
+    Engine,
+    Verdict,
+)
 
 FAMILY = "fs"
 

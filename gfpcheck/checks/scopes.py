@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..facts import CALL_RESULT, PARAM_NAME
+from ..facts import CALL_RESULT, EV_RETURN, PARAM_NAME, flow_events
 from ..link import T_SCOPE
 from ..masks import UNKNOWN
 from ..propagate import state as st
@@ -121,8 +121,6 @@ def _correlated(engine: Engine, fid: int, targets, local: dict[str, int]) -> lis
 
 def _returned_names(program, fid: int) -> set[str]:
     """Names the function returns as they are: `return flags;`."""
-    from ..facts import EV_RETURN, flow_events
-
     names = set()
     for event in flow_events(program.functions[fid]):
         if event[1] == EV_RETURN and event[5] is not None:

@@ -17,8 +17,9 @@ something open, or a correlation the flow cannot see
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Callable
 
-from ..link import T_BEGIN, T_END, T_FUNC, T_SCOPE, T_STOP, Program, subsystem
+from ..link import T_BEGIN, T_END, T_FUNC, T_SCOPE, T_STOP, Program, Target, subsystem
 from ..ruleset import Ruleset
 from . import state as st
 from .flow import Failure, Transfer, run_flow
@@ -95,19 +96,24 @@ class Effects:
                 effects = tuple(space.normal_effect(e._replace(belief=belief)) for e in (effects or (st.IDENTITY,)))
         return effects
 
-    def transfer(self, fid: int, summary: bool) -> Transfer:
+    def transfer(self, fid: int, summary: bool, only: Callable[[Target, tuple[st.Effect, ...]],
+                                                             tuple[st.Effect, ...] | None] | None = None) -> Transfer:
+        """The flow's transfer function for `fid`: each call's effects on a set of
+        states (site_effects), or what `only` keeps of them, given the call's target."""
         cache: dict[int, tuple[st.Effect, ...] | None] = {}
-
         targets = self.program.targets(fid)
+        space = self.space
 
         def transfer(index: int, mask: int) -> int:
             if targets[index].kind == T_STOP:
                 return 0  # the path ends at a call that never returns
             if index not in cache:
-                cache[index] = self.site_effects(fid, index, summary)
+                effects = self.site_effects(fid, index, summary)
+                if only is not None and effects is not None:
+                    effects = only(targets[index], effects)
+                cache[index] = effects
             effects = cache[index]
             return mask if effects is None else space.apply_effects(effects, mask)
-        space = self.space
         return transfer
 
     def failure(self, fid: int) -> Failure:
