@@ -178,9 +178,6 @@ class Ruleset:
     def fs_bit(self) -> int:
         return self.bits[self.roles["fs"]]
 
-    @property
-    def io_bit(self) -> int:
-        return self.bits[self.roles["io"]]
 
     @property
     def reclaim_bit(self) -> int:

@@ -133,8 +133,6 @@ class StateSpace:
     def believed(self, sid: int, family: int) -> bool:
         return self.states[sid].belief[family]
 
-    def failed(self, sid: int) -> bool:
-        return self.states[sid].failed
 
     def flagged(self, key: object, predicate) -> int:
         """Bitmask of every id `predicate(id)` accepts, kept up to date as the space grows."""
