@@ -64,6 +64,10 @@ class Family:
     entries: tuple[tuple[str, str], ...] = ()
     habits: tuple[str, ...] = ()
     through_ops: bool = True  # whether a held context crosses calls through ops tables and callbacks
+    # Families whose held context a callee is not entered with while this one is
+    # held: every mask unsafe for them is unsafe here too, so their checks would
+    # only repeat this family's findings below it, one report per root cause.
+    covers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +320,8 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         scope_clears={kind: tuple(bits) for kind, bits in data.get("scope_kinds", {}).items()},
         families=tuple(Family(n, d["held"], d["begins"], d["mask"], tuple(d["unsafe"]), frozenset(d["neutralised_by"]),
                               tuple((normalize_type(e["struct"]), e["field"]) for e in d.get("entries", [])),
-                              tuple(d.get("habits", [])), d.get("through_ops", True))
+                              tuple(d.get("habits", [])), d.get("through_ops", True),
+                              tuple(d.get("covers", [])))
                        for n, d in _by_name(data.get("families", [])).items()),
         handle_types={normalize_type(d["type"]): d.get("name", d["type"])
                       for d in data.get("handle_types", [])},
@@ -397,6 +402,10 @@ def _check(rules: Ruleset, origin: dict[str, Path]) -> None:
             if bit not in rules.bits:
                 raise RuleError(f"{where('families')}: families.{family.name}.unsafe: {bit!r} is not a bit "
                                 f"defined under bits")
+        for covered in family.covers:
+            if covered not in families or covered == family.name:
+                raise RuleError(f"{where('families')}: families.{family.name}.covers: {covered!r} is not "
+                                f"another family declared under families")
     for section, entries in (("handle_types", rules.handle_family), ("begin", {b.name: b.family for b in
                                                                                rules.begin.values()}),
                              ("end", rules.end_family)):

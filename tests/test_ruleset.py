@@ -60,6 +60,14 @@ def test_cross_file_errors_are_reported(tmp_path):
         load_rules([directory])
 
 
+def test_a_family_covers_only_declared_families(tmp_path):
+    directory = copy_rules(tmp_path)
+    noio = directory / "noio.yaml"
+    noio.write_text(noio.read_text().replace("covers: [fs]", "covers: [fss]"))
+    with pytest.raises(RuleError, match=r"families.io.covers: 'fss' is not another family"):
+        load_rules([directory])
+
+
 def test_missing_directory_and_empty_directory(tmp_path):
     with pytest.raises(RuleError, match="not found"):
         load_rules([tmp_path / "nope"])

@@ -59,7 +59,7 @@ def _findings(analysis: Analysis) -> Iterator[Finding]:
     witness = Witness(analysis.program, analysis.contexts, analysis.effects, analysis.origins.belief_sites)
     targets: dict[Context, set[int]] = {}
     for verdict in verdicts:
-        if verdict.context.what in SEARCHED:
+        if verdict.context.what in SEARCHED or verdict.context.what == CLEAN:
             targets.setdefault(verdict.context, set()).add(verdict.origin.fid)
     witness.focus(targets)
     evidence = Evidence(analysis, engine)

@@ -39,7 +39,8 @@ class Effects:
         self.rules = rules
         self.origins = origins
         self.space = space = st.StateSpace([f.name for f in rules.families], rules.scope_kinds,
-                                           [f.name for f in rules.families if not f.through_ops])
+                                           [f.name for f in rules.families if not f.through_ops],
+                                           {f.name: f.covers for f in rules.families if f.covers})
         # depths that can move both ways when a summary is measured
         self._neutral = space.make({f: 1 for f in space.families}, {k: 1 for k in space.scope_kinds})
         self._trees: dict[int, tuple] = {}

@@ -28,8 +28,10 @@ class State(NamedTuple):
     scopes: tuple[int, ...]  # per scope kind: scopes open
     belief: tuple[bool, ...]  # per family: an explicit mask says the context holds
     # The subsystem (fs/btrfs) where the held context was taken, "" when none is
-    # held: a call through an ops table with many implementations carries the
-    # context only into that subsystem's, the ones that can belong to the object.
+    # held of a family that crosses ops calls: a call through an ops table with
+    # many implementations carries the context only into that subsystem's, the
+    # ones that can belong to the object.  A family that stays on direct calls
+    # (a frozen queue) never crosses one, so where it was taken is not kept.
     home: str = ""
     # Set only while a summary is measured: the path went through the failure
     # branch of a call that takes a handle or opens a scope.
@@ -73,8 +75,13 @@ class StateSpace:
     """Interned states of one analysis: `families` and `scope_kinds` name the
     positions of State.held/belief and State.scopes."""
 
-    def __init__(self, families: Sequence[str], scope_kinds: Sequence[str], stay_direct: Sequence[str] = ()):
+    def __init__(self, families: Sequence[str], scope_kinds: Sequence[str], stay_direct: Sequence[str] = (),
+                 covers: dict[str, Sequence[str]] | None = None):
         self.families = tuple(families)
+        # family -> the families whose held context a callee is not entered with while it is held
+        self.covers = tuple((self.families.index(f), frozenset(self.families.index(c) for c in covered
+                                                              if c in self.families))
+                            for f, covered in (covers or {}).items() if f in self.families)
         # families whose held context does not cross calls through function pointers
         self.stay_direct = frozenset(self.families.index(f) for f in stay_direct)
         self.scope_kinds = tuple(scope_kinds)
@@ -156,14 +163,21 @@ class StateSpace:
     def entry_normal(self, mask: int) -> int:
         """States as a function is entered in them: each depth reduced to held or not,
         scoped or not.  Depth matters inside a function (its own save and restore
-        pair) and two callers nesting differently need no separate visit."""
+        pair) and two callers nesting differently need no separate visit.  A family
+        held drops the held contexts of the families it covers."""
         out = self._normal.get(mask)
         if out is None:
             out = 0
             for sid in members(mask):
                 state = self.states[sid]
-                out |= 1 << self.id(State(tuple(min(d, 1) for d in state.held),
-                                           tuple(min(d, 1) for d in state.scopes), state.belief, state.home))
+                held = tuple(min(d, 1) for d in state.held)
+                home = state.home
+                for family, covered in self.covers:
+                    if held[family]:
+                        held = tuple(0 if f in covered else d for f, d in enumerate(held))
+                        if not self._crossing(held):
+                            home = ""
+                out |= 1 << self.id(State(held, tuple(min(d, 1) for d in state.scopes), state.belief, home))
             self._normal[mask] = out
         return out
 
@@ -181,7 +195,7 @@ class StateSpace:
                 state = self.states[sid]._replace(belief=nobody)
                 if stay and any(state.held[f] for f in stay):
                     held = tuple(0 if f in stay else d for f, d in enumerate(state.held))
-                    state = state._replace(held=held, home=state.home if any(held) else "")
+                    state = state._replace(held=held, home=state.home if self._crossing(held) else "")
                 out |= 1 << self.id(state)
             self._unbelieved[mask] = out
         return out
@@ -202,7 +216,7 @@ class StateSpace:
         if effect.belief:
             belief = tuple(b or e for b, e in zip(belief, effect.belief, strict=True))
         home = state.home
-        if not any(held):
+        if not self._crossing(held):
             home = ""
         elif not home and effect.home:
             home = effect.home
@@ -224,6 +238,11 @@ class StateSpace:
             self._homed[key] = out
         return out
 
+    def _crossing(self, held: tuple[int, ...]) -> bool:
+        """Whether a context of a family that crosses ops calls is held."""
+        stay = self.stay_direct
+        return any(depth for f, depth in enumerate(held) if f not in stay)
+
     def homeless(self, sid: int) -> int:
         """The id of the state with no home: the same context, wherever it was taken."""
         table = self._homeless
@@ -236,7 +255,7 @@ class StateSpace:
         """The state with `home` as where its held context was taken, when it holds
         one and no home is known yet."""
         state = self.states[sid]
-        if state.home or not any(state.held):
+        if state.home or not self._crossing(state.held):
             return sid
         return self.id(state._replace(home=home))
 

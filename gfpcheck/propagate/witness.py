@@ -65,7 +65,8 @@ class Witness:
         self._forests: dict[Context, dict[Node, tuple[Node, Link] | None]] = {}
         self._entry_parents: dict[int, tuple[int, Link] | None] | None = None
         self._relevant: dict[Context, set[int]] = {}
-        self._exact: dict[Context, dict] = {}
+        self._targets: dict[Context, set[int]] = {}
+        self._exact: dict[tuple[Context, str], dict] = {}
         self._exact_targets: dict[Context, set[int]] = {}
 
     def flag(self, kind: Context) -> Callable[[int], bool]:
@@ -87,15 +88,24 @@ class Witness:
         """Search only toward these functions (per kind of context): the forest then
         grows through their callers that carry that context, and no further."""
         for kind, fids in targets.items():
+            self._targets[kind] = set(fids)
             if kind.what != CLEAN:
                 self._relevant[kind] = self._callers(kind, fids)
 
-    def _callers(self, kind: Context, fids: set[int]) -> set[int]:
+    def _homed(self, home: str | None) -> int:
+        """The states whose context was taken in `home` or that hold none crossing
+        ops calls (-1, every state, for None)."""
+        if home is None:
+            return -1
+        states = self.space.states
+        return self.space.flagged(("home", home), lambda sid: states[sid].home in ("", home))
+
+    def _callers(self, kind: Context, fids: set[int], home: str | None = None) -> set[int]:
         """The functions and their callers, transitively through callers entered with
-        this kind of context."""
+        this kind of context (taken in `home`, when given)."""
         pred = self.program.graph.pred
         reached = self.contexts.reached
-        flagged = self._flagged(kind)
+        flagged = self._flagged(kind) & self._homed(home)
         relevant = set(fids)
         stack = [fid for fid in fids if reached.get(fid, 0) & flagged]
         while stack:
@@ -113,15 +123,17 @@ class Witness:
 
         The shared forest grows each context once, from the subsystem that reaches
         it first; a chain through an ops call that only the context of another
-        subsystem crosses is found in the `exact` forest, grown toward the functions
-        given to want_exact()."""
+        subsystem crosses is found in the `exact` forest of that subsystem, grown
+        toward the functions given to want_exact()."""
         flag = self.flag(kind)
         states = [s for s in st.members(self.contexts.reached.get(fid, 0)) if wanted(s)]
         for state in states:
             if not flag(state):
                 return Chain(fid, state, (), False)  # the context starts in fid itself
         if exact:
-            best = self._best(self._exact_forest(kind), fid, states, lambda s: s)
+            homes = sorted({self.space.state(s).home for s in states})
+            found = [self._best(self._exact_forest(kind, home), fid, states, lambda s: s) for home in homes]
+            best = min((b for b in found if b is not None), default=None, key=lambda b: b[0])
         else:
             best = self._best(self._forest(kind), fid, states, self.space.homeless)
         if best is None:
@@ -131,14 +143,19 @@ class Witness:
         return Chain(first.caller, first.state, tuple(links), any(self._name_only(link) for link in links))
 
     def want_exact(self, kind: Context, fids: set[int]) -> None:
-        """Grow the exact forest of this kind toward these functions, when asked for."""
+        """Grow the exact forests of this kind toward these functions, when asked for."""
         self._exact_targets.setdefault(kind, set()).update(fids)
-        self._exact.pop(kind, None)
+        for key in [key for key in self._exact if key[0] == kind]:
+            del self._exact[key]
 
-    def _exact_forest(self, kind: Context) -> dict:
-        forest = self._exact.get(kind)
+    def _exact_forest(self, kind: Context, home: str) -> dict:
+        """The forest of chains whose held context was taken in `home` (a subsystem),
+        over states with their home: only those that reach ops calls with many
+        implementations into `home`'s."""
+        forest = self._exact.get((kind, home))
         if forest is None:
-            forest = self._exact[kind] = self._grow(kind, exact=True, toward=self._exact_targets.get(kind, set()))
+            forest = self._exact[(kind, home)] = self._grow(kind, home=home,
+                                                            toward=self._exact_targets.get(kind, set()))
         return forest
 
     def _best(self, forest: dict, fid: int, states: list[int], key_of: Callable[[int], int]) -> tuple | None:
@@ -164,7 +181,10 @@ class Witness:
         return Chain(entry, st.CLEAN, tuple(links), any(self._name_only(link) for link in links))
 
     def _grow_from_entries(self, entries: frozenset[int]) -> dict[int, tuple[int, Link] | None]:
+        """Breadth-first from the clean entries, until every function focus() named
+        for a clean chain is reached (or nothing more is)."""
         parents: dict[int, tuple[int, Link] | None] = {}
+        needed = set(self._targets.get(Context(CLEAN), ())) or None
         queue: deque[int] = deque()
         for fid in sorted(entries):
             parents[fid] = None
@@ -176,6 +196,10 @@ class Witness:
                 if callee not in parents and states:
                     parents[callee] = (caller, Link(caller, st.CLEAN, index, binding))
                     queue.append(callee)
+                    if needed:
+                        needed.discard(callee)
+                        if not needed:
+                            return parents
         return parents
 
     def _links(self, forest, node: Node) -> list[Link]:
@@ -212,39 +236,54 @@ class Witness:
             self._forests[kind] = forest
         return forest
 
-    def _grow(self, kind: Context, exact: bool = False,
+    def _grow(self, kind: Context, home: str | None = None,
               toward: set[int] | None = None) -> dict[Node, tuple[Node, Link] | None]:
         """The forest of shortest chains for this kind of context, from every function
-        where it starts.  Nodes are (function, state without its home) unless
-        `exact`; `toward` limits the growth to the callers of those functions."""
+        where it starts.  Nodes are (function, state without its home), or with
+        `home` (exact), (function, state) for the states whose context was taken
+        there, from the functions of that subsystem; `toward` limits the growth to
+        the callers of those functions."""
+        exact = home is not None
         flag = self.flag(kind)
         space = self.space
         contexts = self.contexts
         reached = contexts.reached
         fast = contexts.fast
+        normal = space.entry_normal  # states as the callee is entered in them
         targets_of = self.program.targets
         callees_of = self.program.callees
-        relevant = self._relevant.get(kind) if toward is None else self._callers(kind, toward)
+        relevant = self._relevant.get(kind) if toward is None else self._callers(kind, toward, home)
+        # Growth stops once every state the targets are entered in with this kind of
+        # context has its chain: nodes never change once found, so the rest of the
+        # forest could not change a chain asked for.
+        homeless = space.homeless if not exact else (lambda sid: sid)
+        flagged = space.flagged(kind, flag) & self._homed(home)
+        targets = self._targets.get(kind) if toward is None else toward
+        needed = None if targets is None else {
+            (fid, homeless(state)) for fid in targets for state in st.members(reached.get(fid, 0) & flagged)}
         forest: dict[Node, tuple[Node, Link] | None] = {}
         primary: deque[Node] = deque()
         fallback: deque[tuple[Node, Node, Node, Link]] = deque()
         starters = self._starters(kind)
         if relevant is not None:
             starters &= relevant
+        if exact and kind.what == HELD:
+            starters = {fid for fid in starters if self.effects.home(fid) == home}
         for fid in sorted(starters):
             for state in st.members(reached.get(fid, 0)):
                 if not flag(state):
                     primary.append((fid, state))
         # Forest nodes are (function, state without its home): the same context taken
         # in two subsystems is one node, grown once, whichever home reaches it first.
-        homeless = space.homeless if not exact else (lambda sid: sid)
         expanded: set[Node] = set()
-        while primary or fallback:
+        while (primary or fallback) and needed != set():
             if not primary:
                 real, key, parent, link = fallback.popleft()
                 if key in forest:
                     continue
                 forest[key] = (parent, link)
+                if needed:
+                    needed.discard(key)
                 primary.append(real)
                 continue
             node = primary.popleft()
@@ -255,7 +294,7 @@ class Witness:
             expanded.add(here)
             if fast[caller]:
                 # plain calls only: every callee is entered in the caller's one inside state
-                entered = contexts.inside(caller, 1 << state).bit_length() - 1
+                entered = normal(contexts.inside(caller, 1 << state)).bit_length() - 1
                 if flag(entered):
                     link = Link(caller, state, None, None)
                     plain = homeless(entered)
@@ -265,23 +304,25 @@ class Witness:
                         key = (callee, plain)
                         if (reached.get(callee, 0) >> entered) & 1 and key not in forest:
                             forest[key] = (here, link)
+                            if needed:
+                                needed.discard(key)
                             primary.append((callee, entered))
                 continue
-            targets = None
+            call_targets = None
             successors = list(contexts.successors(caller, 1 << state))
             # the states with this kind of context, the ones successors() just made included
-            flagged = space.flagged(kind, flag)
+            flagged = space.flagged(kind, flag) & self._homed(home)
             for callee, states, index, binding in successors:
                 if relevant is not None and callee not in relevant:
                     continue
-                entering = states & reached.get(callee, 0) & flagged
+                entering = normal(states) & reached.get(callee, 0) & flagged
                 if not entering:
                     continue
                 link = Link(caller, state, index, binding)
                 name_only = False
                 if binding is None and index is not None:
-                    targets = targets or targets_of(caller)
-                    target = targets[index]
+                    call_targets = call_targets or targets_of(caller)
+                    target = call_targets[index]
                     name_only = target.kind == T_INDIRECT and target.confidence == NAME_ONLY
                 for entered in st.members(entering):
                     key = (callee, homeless(entered))
@@ -291,6 +332,8 @@ class Witness:
                         fallback.append(((callee, entered), key, here, link))
                         continue
                     forest[key] = (here, link)
+                    if needed:
+                        needed.discard(key)
                     primary.append((callee, entered))
         return forest
 
