@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from ..findings import Finding
+from ..propagate.state import members
 from ..propagate.witness import BELIEF, CLEAN, HELD, SCOPE, Context, Witness
 from .catalog import SEVERITY_ORDER, Check
 from .engine import Analysis, Engine, Verdict
@@ -62,6 +63,12 @@ def _findings(analysis: Analysis) -> Iterator[Finding]:
         if verdict.context.what in SEARCHED or verdict.context.what == CLEAN:
             targets.setdefault(verdict.context, set()).add(verdict.origin.fid)
     witness.focus(targets)
+    reached = analysis.contexts.reached
+    for verdict in verdicts:
+        if verdict.context.what in SEARCHED:
+            fid = verdict.origin.fid
+            witness.ask(verdict.context, fid, sum(1 << s for s in members(reached.get(fid, 0))
+                                                  if engine.accepts(verdict, s)))
     evidence = Evidence(analysis, engine)
     chains = []
     missing: list[int] = []

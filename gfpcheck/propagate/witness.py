@@ -66,6 +66,7 @@ class Witness:
         self._entry_parents: dict[int, tuple[int, Link] | None] | None = None
         self._relevant: dict[Context, set[int]] = {}
         self._targets: dict[Context, set[int]] = {}
+        self._asked: dict[Context, dict[int, set[int]]] = {}
         self._exact: dict[tuple[Context, str], dict] = {}
         self._exact_targets: dict[Context, set[int]] = {}
 
@@ -91,6 +92,12 @@ class Witness:
             self._targets[kind] = set(fids)
             if kind.what != CLEAN:
                 self._relevant[kind] = self._callers(kind, fids)
+
+    def ask(self, kind: Context, fid: int, states: int) -> None:
+        """Tell the shared forest of `kind` that a chain into `fid` in one of `states`
+        (a bitmask) will be asked for: once every chain asked for is found, it stops
+        growing at the end of that depth (see _grow)."""
+        self._asked.setdefault(kind, {}).setdefault(fid, set()).add(states)
 
     def _homed(self, home: str | None) -> int:
         """The states whose context was taken in `home` or that hold none crossing
@@ -262,8 +269,8 @@ class Witness:
         needed = None if targets is None else {
             (fid, homeless(state)) for fid in targets for state in st.members(reached.get(fid, 0) & flagged)}
         forest: dict[Node, tuple[Node, Link] | None] = {}
-        primary: deque[Node] = deque()
-        fallback: deque[tuple[Node, Node, Node, Link]] = deque()
+        primary: deque[tuple[int, int, int]] = deque()  # (function, state, depth)
+        fallback: deque[tuple[tuple[int, int, int], Node, Node, Link]] = deque()
         starters = self._starters(kind)
         if relevant is not None:
             starters &= relevant
@@ -272,7 +279,39 @@ class Witness:
         for fid in sorted(starters):
             for state in st.members(reached.get(fid, 0)):
                 if not flag(state):
-                    primary.append((fid, state))
+                    primary.append((fid, state, 0))
+        # The chains asked for (ask()), as sets of node keys per function: once one
+        # node of each set is in the forest and every node as deep as the deepest of
+        # those is, no chain asked for can change (each is the shortest, ties broken
+        # by state, among nodes already found), unless a call resolved by name alone
+        # was taken, which breaks the order by depth.
+        asked = self._asked.get(kind, {})
+        if toward is not None:
+            asked = {fid: masks for fid, masks in asked.items() if fid in toward}
+        unfound: dict[int, list[frozenset[Node]]] = {}
+        with_kind = space.flagged(kind, flag)
+        for fid, masks in asked.items():
+            groups = []
+            for mask in sorted(masks):
+                if mask & ~with_kind:
+                    continue  # the context starts in fid itself: find() needs no forest
+                group = frozenset(homeless(s) for s in st.members(mask & flagged))
+                if group:  # (none in a subsystem's forest when all are another's)
+                    groups.append(group)
+            if groups:
+                unfound[fid] = groups
+        deepest = 0
+        by_name = False
+
+        def found(callee: int, key_state: int, depth: int) -> None:
+            nonlocal deepest
+            left = [group for group in unfound[callee] if key_state not in group]
+            if len(left) < len(unfound[callee]):
+                deepest = max(deepest, depth)
+                if left:
+                    unfound[callee] = left
+                else:
+                    del unfound[callee]
         # Forest nodes are (function, state without its home): the same context taken
         # in two subsystems is one node, grown once, whichever home reaches it first.
         expanded: set[Node] = set()
@@ -281,13 +320,15 @@ class Witness:
                 real, key, parent, link = fallback.popleft()
                 if key in forest:
                     continue
+                by_name = True
                 forest[key] = (parent, link)
                 if needed:
                     needed.discard(key)
                 primary.append(real)
                 continue
-            node = primary.popleft()
-            caller, state = node
+            caller, state, depth = primary.popleft()
+            if asked and not unfound and not by_name and depth >= deepest:
+                break
             here = (caller, homeless(state))
             if here in expanded:
                 continue
@@ -306,7 +347,9 @@ class Witness:
                             forest[key] = (here, link)
                             if needed:
                                 needed.discard(key)
-                            primary.append((callee, entered))
+                            if callee in unfound:
+                                found(callee, plain, depth + 1)
+                            primary.append((callee, entered, depth + 1))
                 continue
             call_targets = None
             successors = list(contexts.successors(caller, 1 << state))
@@ -329,12 +372,14 @@ class Witness:
                     if key in forest:
                         continue
                     if name_only:
-                        fallback.append(((callee, entered), key, here, link))
+                        fallback.append(((callee, entered, depth + 1), key, here, link))
                         continue
                     forest[key] = (here, link)
                     if needed:
                         needed.discard(key)
-                    primary.append((callee, entered))
+                    if callee in unfound:
+                        found(callee, key[1], depth + 1)
+                    primary.append((callee, entered, depth + 1))
         return forest
 
     def _starters(self, kind: Context) -> set[int]:
