@@ -64,7 +64,7 @@ class Contexts:
         effects = self.effects
         inside = self.inside(fid, entry_mask)
         calls = self.program.calls(fid)
-        if self.plain[fid]:
+        if effects.is_plain(fid):
             return (inside,) * len(calls)
         sites = [0] * len(calls)
         for state in st.members(inside):
@@ -132,7 +132,7 @@ class Contexts:
         across_ops = space.across_ops
         home = self._home
         callbacks = self._callbacks_by_caller.get(fid, ())
-        if self.plain[fid]:
+        if self.effects.is_plain(fid):
             mask = self.inside(fid, entry_mask)
             if not mask:
                 return
@@ -200,8 +200,7 @@ class Contexts:
         handles = effects.entered  # functions whose entry changes the state
         callbacks = self._callbacks_by_caller
         callees_of = program.callees
-        # whether each function makes only calls that leave the context as it is
-        self.plain = plain = [effects.is_plain(fid) for fid in range(count)]
+        plain = [effects.is_plain(fid) for fid in range(count)]
         # only plain calls: every callee is entered in the caller's own states
         self.fast = fast = [plain[fid] and fid not in detailed and fid not in callbacks for fid in range(count)]
         # a clean caller enters every callee clean, whatever the kind of call
@@ -216,8 +215,7 @@ class Contexts:
         get = dirty.get
 
         def push(fid: int, mask: int) -> None:
-            if mask != clean_bit:  # the clean state is its own entry-normal form
-                mask = normal(mask)
+            mask = normal(mask)
             if mask & clean_bit and not clean[fid]:
                 clean[fid] = 1
                 clean_queue.append(fid)
