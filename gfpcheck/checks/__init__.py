@@ -59,16 +59,15 @@ def _findings(analysis: Analysis) -> Iterator[Finding]:
     verdicts: list[Verdict] = [v for module in MODULES for v in module.verdicts(engine)]
     witness = Witness(analysis.program, analysis.contexts, analysis.effects, analysis.origins.belief_sites)
     targets: dict[Context, set[int]] = {}
-    for verdict in verdicts:
-        if verdict.context.what in SEARCHED or verdict.context.what == CLEAN:
-            targets.setdefault(verdict.context, set()).add(verdict.origin.fid)
-    witness.focus(targets)
     reached = analysis.contexts.reached
     for verdict in verdicts:
+        fid = verdict.origin.fid
         if verdict.context.what in SEARCHED:
-            fid = verdict.origin.fid
             witness.ask(verdict.context, fid, sum(1 << s for s in members(reached.get(fid, 0))
                                                   if engine.accepts(verdict, s)))
+        if verdict.context.what in SEARCHED or verdict.context.what == CLEAN:
+            targets.setdefault(verdict.context, set()).add(fid)
+    witness.focus(targets)
     evidence = Evidence(analysis, engine)
     chains = []
     missing: list[int] = []

@@ -65,7 +65,7 @@ class Witness:
         self._forests: dict[Context, dict[Node, tuple[Node, Link] | None]] = {}
         self._entry_parents: dict[int, tuple[int, Link] | None] | None = None
         self._relevant: dict[Context, set[int]] = {}
-        self._targets: dict[Context, set[int]] = {}
+        self._clean_targets: set[int] = set()  # functions a clean chain is asked for
         self._asked: dict[Context, dict[int, set[int]]] = {}
         self._exact: dict[tuple[Context, str], dict] = {}
         self._exact_targets: dict[Context, set[int]] = {}
@@ -89,8 +89,9 @@ class Witness:
         """Search only toward these functions (per kind of context): the forest then
         grows through their callers that carry that context, and no further."""
         for kind, fids in targets.items():
-            self._targets[kind] = set(fids)
-            if kind.what != CLEAN:
+            if kind.what == CLEAN:
+                self._clean_targets = set(fids)
+            else:
                 self._relevant[kind] = self._callers(kind, fids)
 
     def ask(self, kind: Context, fid: int, states: int) -> None:
@@ -191,7 +192,7 @@ class Witness:
         """Breadth-first from the clean entries, until every function focus() named
         for a clean chain is reached (or nothing more is)."""
         parents: dict[int, tuple[int, Link] | None] = {}
-        needed = set(self._targets.get(Context(CLEAN), ())) or None
+        needed = set(self._clean_targets) or None
         queue: deque[int] = deque()
         for fid in sorted(entries):
             parents[fid] = None
@@ -260,14 +261,8 @@ class Witness:
         targets_of = self.program.targets
         callees_of = self.program.callees
         relevant = self._relevant.get(kind) if toward is None else self._callers(kind, toward, home)
-        # Growth stops once every state the targets are entered in with this kind of
-        # context has its chain: nodes never change once found, so the rest of the
-        # forest could not change a chain asked for.
         homeless = space.homeless if not exact else (lambda sid: sid)
         flagged = space.flagged(kind, flag) & self._homed(home)
-        targets = self._targets.get(kind) if toward is None else toward
-        needed = None if targets is None else {
-            (fid, homeless(state)) for fid in targets for state in st.members(reached.get(fid, 0) & flagged)}
         forest: dict[Node, tuple[Node, Link] | None] = {}
         primary: deque[tuple[int, int, int]] = deque()  # (function, state, depth)
         fallback: deque[tuple[tuple[int, int, int], Node, Node, Link]] = deque()
@@ -315,15 +310,13 @@ class Witness:
         # Forest nodes are (function, state without its home): the same context taken
         # in two subsystems is one node, grown once, whichever home reaches it first.
         expanded: set[Node] = set()
-        while (primary or fallback) and needed != set():
+        while primary or fallback:
             if not primary:
                 real, key, parent, link = fallback.popleft()
                 if key in forest:
                     continue
                 by_name = True
                 forest[key] = (parent, link)
-                if needed:
-                    needed.discard(key)
                 primary.append(real)
                 continue
             caller, state, depth = primary.popleft()
@@ -345,8 +338,6 @@ class Witness:
                         key = (callee, plain)
                         if (reached.get(callee, 0) >> entered) & 1 and key not in forest:
                             forest[key] = (here, link)
-                            if needed:
-                                needed.discard(key)
                             if callee in unfound:
                                 found(callee, plain, depth + 1)
                             primary.append((callee, entered, depth + 1))
@@ -375,8 +366,6 @@ class Witness:
                         fallback.append(((callee, entered, depth + 1), key, here, link))
                         continue
                     forest[key] = (here, link)
-                    if needed:
-                        needed.discard(key)
                     if callee in unfound:
                         found(callee, key[1], depth + 1)
                     primary.append((callee, entered, depth + 1))
