@@ -189,19 +189,21 @@ class Witness:
         return Chain(entry, st.CLEAN, tuple(links), any(self._name_only(link) for link in links))
 
     def _grow_from_entries(self, entries: frozenset[int]) -> dict[int, tuple[int, Link] | None]:
-        """Breadth-first from the clean entries, until every function focus() named
-        for a clean chain is reached (or nothing more is)."""
+        """Breadth-first from the clean entries toward the functions focus() named for
+        a clean chain, until every one is reached (or nothing more is)."""
         parents: dict[int, tuple[int, Link] | None] = {}
         needed = set(self._clean_targets) or None
+        toward = self._toward_entries(needed, entries) if needed else None
         queue: deque[int] = deque()
         for fid in sorted(entries):
             parents[fid] = None
-            queue.append(fid)
+            if toward is None or fid in toward:
+                queue.append(fid)
         clean = st.single(st.CLEAN)
         while queue:
             caller = queue.popleft()
             for callee, states, index, binding in self.contexts.successors(caller, clean):
-                if callee not in parents and states:
+                if callee not in parents and states and (toward is None or callee in toward):
                     parents[callee] = (caller, Link(caller, st.CLEAN, index, binding))
                     queue.append(callee)
                     if needed:
@@ -209,6 +211,22 @@ class Witness:
                         if not needed:
                             return parents
         return parents
+
+    def _toward_entries(self, fids: set[int], entries: frozenset[int]) -> set[int]:
+        """The functions and their callers, transitively, up to the clean entries: every
+        function on a shortest chain from an entry into one of `fids`.  The search
+        from the entries keeps to them and so finds the same chains sooner, and ends
+        when a function asked for cannot be reached at all."""
+        pred = self.program.graph.pred
+        relevant = set(fids)
+        stack = [fid for fid in fids if fid not in entries]
+        while stack:
+            for caller in pred[stack.pop()]:
+                if caller not in relevant:
+                    relevant.add(caller)
+                    if caller not in entries:
+                        stack.append(caller)
+        return relevant
 
     def _links(self, forest, node: Node) -> list[Link]:
         return self._walk_back(forest, node, lambda node: node[0])[0]
