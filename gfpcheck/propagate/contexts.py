@@ -21,7 +21,8 @@ clean context.
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+import heapq
+from collections import defaultdict
 
 from ..link import T_BEGIN, T_END, T_FUNC, T_INDIRECT, T_PARAM, Program, subsystem
 from . import state as st
@@ -209,24 +210,30 @@ class Contexts:
         clean_queue: list[int] = []
         dirty: dict[int, int] = {}  # states other than clean, per function
         pending: dict[int, int] = {}
-        queue: deque[int] = deque()
+        queue: list[int] = []  # a heap of ranks: callers before callees
+        rank = _caller_first_ranks(callees_of, count)
+        by_rank = [0] * count
+        for fid, position in enumerate(rank):
+            by_rank[position] = fid
         normal = effects.space.entry_normal
         clean_bit = st.single(st.CLEAN)
         get = dirty.get
+        heappush = heapq.heappush
 
         def push(fid: int, mask: int) -> None:
             mask = normal(mask)
             if mask & clean_bit and not clean[fid]:
                 clean[fid] = 1
                 clean_queue.append(fid)
-            new = mask & ~clean_bit & ~get(fid, 0)
+            seen = get(fid, 0)
+            new = mask & ~clean_bit & ~seen
             if new:
-                dirty[fid] = get(fid, 0) | new
+                dirty[fid] = seen | new
                 if fid in pending:
                     pending[fid] |= new
                 else:
                     pending[fid] = new
-                    queue.append(fid)
+                    heappush(queue, rank[fid])
 
         def drain() -> None:
             while clean_queue or queue:
@@ -242,7 +249,7 @@ class Contexts:
                             if states:
                                 push(callee, states)
                 if queue:
-                    fid = queue.popleft()
+                    fid = by_rank[heapq.heappop(queue)]
                     mask = pending.pop(fid)
                     if fast[fid]:
                         inside = self.inside(fid, mask) if fid in handles else mask
@@ -267,3 +274,31 @@ class Contexts:
             mask = dirty.get(fid, 0) | (clean_bit if clean[fid] else 0)
             if mask:
                 reached[fid] = mask
+
+
+def _caller_first_ranks(callees_of, count: int) -> list[int]:
+    """A rank per function such that, outside cycles, a caller ranks before its
+    callees (reverse postorder of a depth-first walk).  Taking the states not
+    clean in this order lets a function gather the states of all its callers
+    before it passes them on, instead of once for each caller's batch."""
+    rank = [0] * count
+    visited = bytearray(count)
+    order: list[int] = []
+    for start in range(count):
+        if visited[start]:
+            continue
+        visited[start] = 1
+        stack = [(start, iter(callees_of[start]))]
+        while stack:
+            fid, children = stack[-1]
+            for callee in children:
+                if not visited[callee]:
+                    visited[callee] = 1
+                    stack.append((callee, iter(callees_of[callee])))
+                    break
+            else:
+                stack.pop()
+                order.append(fid)
+    for position, fid in enumerate(reversed(order)):
+        rank[fid] = position
+    return rank
