@@ -279,6 +279,8 @@ class Witness:
         targets_of = self.program.targets
         callees_of = self.program.callees
         relevant = self._relevant.get(kind) if toward is None else self._callers(kind, toward, home)
+        changes_on_entry = self.effects.entered
+        kept_callees: dict[int, tuple[int, ...]] = {}  # a caller's callees in `relevant`
         homeless = space.homeless if not exact else (lambda sid: sid)
         flagged = space.flagged(kind, flag) & self._homed(home)
         forest: dict[Node, tuple[Node, Link] | None] = {}
@@ -346,13 +348,17 @@ class Witness:
             expanded.add(here)
             if fast[caller]:
                 # plain calls only: every callee is entered in the caller's one inside state
-                entered = normal(contexts.inside(caller, 1 << state)).bit_length() - 1
+                # (the caller's own when its entry changes nothing: states are kept normal)
+                entered = (normal(contexts.inside(caller, 1 << state)).bit_length() - 1
+                           if caller in changes_on_entry else state)
                 if flag(entered):
                     link = Link(caller, state, None, None)
                     plain = homeless(entered)
-                    for callee in callees_of[caller]:
-                        if relevant is not None and callee not in relevant:
-                            continue
+                    callees = kept_callees.get(caller)
+                    if callees is None:
+                        callees = kept_callees[caller] = (callees_of[caller] if relevant is None else
+                                                          tuple(c for c in callees_of[caller] if c in relevant))
+                    for callee in callees:
                         key = (callee, plain)
                         if (reached.get(callee, 0) >> entered) & 1 and key not in forest:
                             forest[key] = (here, link)
