@@ -211,10 +211,10 @@ class Contexts:
         dirty: dict[int, int] = {}  # states other than clean, per function
         pending: dict[int, int] = {}
         queue: list[int] = []  # a heap of ranks: callers before callees
-        rank = _caller_first_ranks(callees_of, count)
-        by_rank = [0] * count
-        for fid, position in enumerate(rank):
-            by_rank[position] = fid
+        by_rank = _callers_first(callees_of, count)
+        rank = [0] * count
+        for position, fid in enumerate(by_rank):
+            rank[fid] = position
         normal = effects.space.entry_normal
         clean_bit = st.single(st.CLEAN)
         get = dirty.get
@@ -276,12 +276,11 @@ class Contexts:
                 reached[fid] = mask
 
 
-def _caller_first_ranks(callees_of, count: int) -> list[int]:
-    """A rank per function such that, outside cycles, a caller ranks before its
+def _callers_first(callees_of, count: int) -> list[int]:
+    """Every function once, such that outside cycles a caller comes before its
     callees (reverse postorder of a depth-first walk).  Taking the states not
     clean in this order lets a function gather the states of all its callers
     before it passes them on, instead of once for each caller's batch."""
-    rank = [0] * count
     visited = bytearray(count)
     order: list[int] = []
     for start in range(count):
@@ -299,6 +298,5 @@ def _caller_first_ranks(callees_of, count: int) -> list[int]:
             else:
                 stack.pop()
                 order.append(fid)
-    for position, fid in enumerate(reversed(order)):
-        rank[fid] = position
-    return rank
+    order.reverse()
+    return order
