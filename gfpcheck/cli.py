@@ -45,6 +45,7 @@ from .report import checkpatch as checkpatch_report
 from .report import json as json_report
 from .report import sarif as sarif_report
 from .report import text as text_report
+from .kconfig import KconfigError, KernelConfig, load_config as load_kconfig
 from .ruleset import RuleError
 
 
@@ -59,7 +60,7 @@ class Exit(IntEnum):
     TERMINATED = 143  # SIGTERM, as a shell reports it
 
 
-INPUT_ERRORS = (RuleError, DiscoveryError, ConfigError, GateError, PatchError)
+INPUT_ERRORS = (RuleError, DiscoveryError, ConfigError, KconfigError, GateError, PatchError)
 DEBUG_VARIABLE = "GFPCHECK_DEBUG"
 
 
@@ -252,6 +253,9 @@ def scan_options(command):
         click.option("--exclude", "excludes", multiple=True,
                      help="Glob of root-relative paths to skip (repeatable)."),
         click.option("--no-default-excludes", is_flag=True, help=f"Do not skip {', '.join(DEFAULT_EXCLUDES)}."),
+        click.option("--kconfig", "kconfig_path", type=click.Path(path_type=Path, dir_okay=False),
+                     help="The kernel .config the tree is built with: files and #if branches it leaves out are "
+                          "not read (default: the root's .config, when present)."),
         click.option("--arch", default=DEFAULT_ARCH, show_default=True,
                      help=f"The architecture whose arch/ directory is read; '{ALL_ARCHES}' reads every one."),
         click.option("--max-file-size", type=click.IntRange(min=1), default=DEFAULT_MAX_SIZE, show_default=True,
@@ -306,8 +310,23 @@ def build_options(paths: tuple[Path, ...], settings: dict) -> tuple[ScanOptions,
         + (() if settings["no_default_excludes"] else DEFAULT_EXCLUDES),
         max_file_size=settings["max_file_size"], min_confidence=settings["min_confidence"], arch=settings["arch"],
         cache_dir=None if settings["no_cache"] else (settings["cache_dir"] or default_cache_dir()),
+        kconfig=_kconfig(root, settings),
     )
     return options, config
+
+
+def _kconfig(root: Path, settings: dict) -> KernelConfig | None:
+    """The configuration named by --kconfig, else the root's own .config (said on
+    stderr, as it changes what is scanned), else none."""
+    if settings["kconfig_path"] is not None:
+        return load_kconfig(settings["kconfig_path"])
+    own = root / ".config"
+    if not own.is_file():
+        return None
+    if not settings["quiet"]:
+        click.echo(f"gfpcheck: note: using the kernel configuration {own} (--kconfig FILE to choose another)",
+                   err=True)
+    return load_kconfig(own)
 
 
 @main.command("scan")

@@ -30,6 +30,7 @@ from .discover import (
     DEFAULT_MAX_SIZE,
     SOURCE_SUFFIXES,
     Skipped,
+    SourceFile,
     arch_excludes,
     discover,
     excluded,
@@ -46,9 +47,11 @@ from .extract.runner import (
     fact_cache,
     key_in_workers,
     key_sources,
+    read_source,
 )
 from .facts import FileFacts
 from .findings import Finding, Stats
+from .kconfig import KernelConfig, built_sources
 from .link import link
 from .propagate.contexts import Contexts
 from .propagate.effects import Effects
@@ -70,6 +73,9 @@ class ScanOptions:
     # Root-relative paths whose content is given in memory (a patch applied
     # without touching the tree); None removes the file.
     overrides: tuple[tuple[str, bytes | None], ...] = ()
+    # The kernel configuration the tree is built with: files Kbuild would not
+    # compile are not read, and conditionals it decides are pruned.
+    kconfig: KernelConfig | None = None
     # Hand the whole analysis back in ScanResult.analysis instead of freeing it:
     # for a caller that exits right after, which saves seconds on a whole tree.
     keep_analysis: bool = False
@@ -125,7 +131,7 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
         seconds[stage] = round(seconds.get(stage, 0) + now - clock, 3)
         clock = now
 
-    rules = rules or load_rules(options.rules_dirs)
+    rules = (rules or load_rules(options.rules_dirs)).with_kconfig(options.kconfig)
     sources, skipped = scan_sources(options)
     lap("discover")
     salted = facts_salt(rules)
@@ -167,6 +173,10 @@ def scan_sources(options: ScanOptions) -> tuple[list[Source], list[Skipped]]:
     """The files a scan reads, as discovered with the files given in memory applied."""
     excludes = options.excludes + arch_excludes(options.root, options.arch)
     files, skipped = discover(list(options.paths), options.root, excludes, options.max_file_size)
+    unbuilt: set[str] = set()
+    if options.kconfig is not None:
+        files, unbuilt = _built(files, options, excludes)
+        skipped = sorted(skipped + [Skipped(path, NOT_BUILT) for path in unbuilt], key=lambda s: s.path)
     sources = [Source(f.path, f.location, stamp=f.stamp) for f in files]
     if not options.overrides:
         return sources, skipped
@@ -175,11 +185,32 @@ def scan_sources(options: ScanOptions) -> tuple[list[Source], list[Skipped]]:
     def admitted(path: str, data: bytes) -> bool:
         """Whether discovery would have read this file, had it been on disk."""
         return (path.endswith(SOURCE_SUFFIXES) and len(data) <= options.max_file_size
-                and not excluded(path, excludes)
+                and not excluded(path, excludes) and path not in unbuilt
                 and any(prefix is not None and (prefix == "" or path.startswith(prefix + "/") or path == prefix)
                         for prefix in scanned))
 
     return _with_overrides(sources, options.overrides, admitted), skipped
+
+
+NOT_BUILT = "not built with this configuration"
+
+
+def _built(files: list[SourceFile], options: ScanOptions, excludes: tuple[str, ...]) -> tuple[list[SourceFile], set[str]]:
+    """`files` less the .c files Kbuild would not compile, and those left out."""
+    locations = {f.path: f.location for f in files}
+
+    def read(rel: str) -> bytes | None:
+        return read_source(locations[rel])[0] if rel in locations else None
+
+    built = built_sources(options.root, options.kconfig, options.arch, locations, read,
+                          lambda directory: excluded(directory, excludes))
+    kept, unbuilt = [], set()
+    for f in files:
+        if f.path.endswith(".c") and not f.path.startswith("/") and not built.builds(f.path):
+            unbuilt.add(f.path)
+        else:
+            kept.append(f)
+    return kept, unbuilt
 
 
 def _relative_dir(path: Path, root: Path) -> str | None:

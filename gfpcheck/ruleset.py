@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,7 @@ import jsonschema
 import yaml
 
 from .files import read_regular
+from .kconfig.dotconfig import KernelConfig
 from .masks import Mask, MaskAlgebra, MaskSyntaxError
 
 
@@ -136,6 +137,16 @@ class Ruleset:
     field_dispatchers: dict[str, str]
     digest: str
     sources: tuple[str, ...] = field(default=())
+    # The kernel configuration being scanned, when one is: what the build
+    # contains is part of what the analysis knows (and of every cache key).
+    kconfig: KernelConfig | None = None
+
+    def with_kconfig(self, kconfig: KernelConfig | None) -> Ruleset:
+        """These rules for a tree built with `kconfig`."""
+        if kconfig is None:
+            return self
+        digest = hashlib.sha256(f"{self.digest}\0{kconfig.digest}".encode()).hexdigest()
+        return replace(self, kconfig=kconfig, digest=digest)
 
     @cached_property
     def do_while_pattern(self) -> re.Pattern[bytes] | None:

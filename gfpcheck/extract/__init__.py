@@ -37,6 +37,7 @@ from ..facts import (
     Function,
     empty_facts,
 )
+from ..kconfig.conditions import apply_config, constant_atom, evaluate
 from ..masks import MAX_NESTING, nesting
 from ..ruleset import Ruleset
 from .declarators import (
@@ -59,6 +60,10 @@ _STATEMENTS = (("if", EV_IF), ("loop", EV_LOOP), ("switch", EV_SWITCH), ("case",
                ("return", EV_RETURN), ("goto", EV_GOTO), ("label", EV_LABEL), ("break", EV_BREAK),
                ("continue", EV_CONTINUE))
 _MAX_CONDITION = 160
+# A 0 or 1 standing as an operand of its own (not compared with): a condition
+# worth evaluating as a constant, `if (0)` or `if (IS_ENABLED(CONFIG_X) && ...)`
+# once a configuration made the macro a number.
+_CONSTANT_OPERAND = re.compile(rb"(?<![\w.=<>\[])(?<![=<>] )[01](?![\w.\]])")
 # Captures whose order reaches the facts; calls are paired and sorted in
 # _call_parts, statements sorted by position with their calls.
 _POSITIONAL = ("function", "entry", "entry_body", "call_result", "init_binding", "field_assign", "declaration",
@@ -68,6 +73,8 @@ _POSITIONAL = ("function", "entry", "entry_body", "call_result", "init_binding",
 def extract_file(path: str, data: bytes, rules: Ruleset) -> FileFacts:
     """Facts of one file.  Never raises on bad input: a file that cannot be
     parsed at all comes back empty with `problem` saying why."""
+    if rules.kconfig is not None:
+        data = apply_config(data, rules.kconfig)
     data = _as_while(data, rules)
     try:
         tree = parser().parse(data)
@@ -169,6 +176,9 @@ class _Extractor:
                 right = node.child_by_field_name("value")
                 results[right.start_byte] = declarator_name(src, node.child_by_field_name("declarator"))[0]
 
+        dead = _dead_branches(src, captures.get("if", ()))
+        if dead:
+            _drop_dead(captures, dead)
         file_calls = []
         for scope, callee, args in self._call_parts(captures):
             pos = callee.start_byte
@@ -610,6 +620,46 @@ _first = itemgetter(0)
 
 _start = attrgetter("start_byte")
 _start_end = attrgetter("start_byte", "end_byte")
+
+
+def _dead_branches(src: bytes, ifs) -> list[tuple[int, int]]:
+    """Byte ranges of the branches a constant condition never takes: the body of
+    `if (0)`, the else of `if (1)`, sorted, none inside another."""
+    ranges = []
+    for node in ifs:
+        condition = node.child_by_field_name("condition")
+        if condition is None or condition.end_byte - condition.start_byte > _MAX_CONDITION:
+            continue
+        cond = src[condition.start_byte:condition.end_byte]
+        if _CONSTANT_OPERAND.search(cond) is None:
+            continue
+        value = evaluate(cond.decode("utf-8", "replace"), constant_atom)
+        if value is None:
+            continue
+        branch = node.child_by_field_name("consequence") if value == 0 else node.child_by_field_name("alternative")
+        if branch is not None:
+            ranges.append((branch.start_byte, branch.end_byte))
+    ranges.sort()
+    outer: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if outer and start < outer[-1][1]:
+            continue
+        outer.append((start, end))
+    return outer
+
+
+def _drop_dead(captures: dict, dead: list[tuple[int, int]]) -> None:
+    """Remove from `captures` every node that starts inside a dead branch."""
+    starts = [start for start, _ in dead]
+
+    def alive(node: Node) -> bool:
+        i = bisect_right(starts, node.start_byte) - 1
+        return i < 0 or node.start_byte >= dead[i][1]
+
+    for name in ("call_fn", "call_args", "call_result", "field_assign", "init_binding") + tuple(n for n, _ in _STATEMENTS):
+        nodes = captures.get(name)
+        if nodes:
+            captures[name] = [n for n in nodes if alive(n)]
 
 
 def _enclosing(scopes: list[_Scope]) -> list[int]:
