@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gfpcheck.kconfig import load_config
 from gfpcheck.pipeline import ScanOptions, scan
 
 from . import fixture_expectations as expectations
@@ -16,7 +17,9 @@ TREES = sorted(p for p in FIXTURES.iterdir() if p.is_dir())
 
 @pytest.mark.parametrize("tree", TREES, ids=[t.name for t in TREES])
 def test_fixture_findings_match_annotations(tree: Path, rules, update_fixtures: bool) -> None:
-    result = scan(ScanOptions(paths=(tree,), root=tree, jobs=1), rules=rules)
+    # A tree with a .config of its own is scanned as built with it, as the CLI does.
+    kconfig = load_config(tree / ".config") if (tree / ".config").is_file() else None
+    result = scan(ScanOptions(paths=(tree,), root=tree, jobs=1, kconfig=kconfig), rules=rules)
     actual = {(f.file, f.line, f.rule) for f in result.findings}
     if update_fixtures:
         expectations.rewrite(tree, actual)

@@ -1,0 +1,164 @@
+"""A kernel configuration: .config reading, Kbuild's files, conditionals decided."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gfpcheck.extract import extract_file
+from gfpcheck.facts import CALL_NAME, call_sites
+from gfpcheck.kconfig import KconfigError, built_sources, load_config
+from gfpcheck.kconfig.conditions import apply_config, constant_atom, evaluate, preprocessor_atom
+from gfpcheck.kconfig.dotconfig import parse_config
+from gfpcheck.pipeline import ScanOptions, scan
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "kconfig"
+CONFIG = parse_config("CONFIG_A=y\nCONFIG_M=m\n# CONFIG_N is not set\nCONFIG_HZ=250\nCONFIG_S=\"text\"\n", "test")
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("defined(CONFIG_A)", 1),
+    ("defined CONFIG_M", 0),  # =m defines CONFIG_M_MODULE, not CONFIG_M
+    ("defined(CONFIG_M_MODULE)", 1),
+    ("CONFIG_N", 0),
+    ("CONFIG_HZ >= 100 && CONFIG_HZ < 1000", 1),
+    ("IS_ENABLED(CONFIG_M) && !IS_BUILTIN(CONFIG_M)", 1),
+    ("IS_REACHABLE(CONFIG_N)", 0),
+    ("defined(CONFIG_N) && defined(MODULE)", 0),  # one side decides
+    ("defined(MODULE) || CONFIG_A", 1),
+    ("!defined(CONFIG_N) && defined(MODULE)", None),  # include guards and MODULE are unknown
+    ("LINUX_VERSION_CODE > 3", None),
+])
+def test_preprocessor_conditions_are_decided_from_the_config(expression, value):
+    assert evaluate(expression, preprocessor_atom(CONFIG)) == value
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("0", 0), ("!1", 0), ("(1)", 1), ("0 && foo(x)", 0), ("a->b || 1", 1), ("1 && a->b", None), ("x + 1", None),
+])
+def test_c_conditions_are_constant_only_when_their_numbers_decide(expression, value):
+    assert evaluate(expression, constant_atom) == value
+
+
+def test_dead_branches_are_blanked_in_place():
+    source = (b"#ifndef GUARD\n#ifdef CONFIG_N\nint dead(void);\n#elif defined(CONFIG_A) && \\\n  1\n"
+              b"int live(void) { if (IS_ENABLED(CONFIG_N)) x(); }\n#else\nint dead2(void);\n#endif\n"
+              b"#if CONFIG_M\n# if FOO\nint nested;\n# endif\n#endif\n#endif\n")
+    out = apply_config(source, CONFIG)
+    assert len(out) == len(source) and out.count(b"\n") == source.count(b"\n")
+    text = out.decode()
+    assert "dead" not in text and "nested" not in text and "# if FOO" not in text
+    assert "int live(void) { if (0" in text and "IS_ENABLED" not in text
+    assert text.count("#endif") == 3  # the live groups keep their directives
+    assert text.startswith("#ifndef GUARD\n")
+
+
+def test_a_constant_if_prunes_its_dead_branch(rules):
+    source = b"""
+void f(void)
+{
+	if (IS_ENABLED(CONFIG_N) && ready())
+		gone();
+	else
+		kept();
+	if (IS_ENABLED(CONFIG_A))
+		taken();
+	else
+		skipped();
+}
+"""
+    facts = extract_file("f.c", source, rules.with_kconfig(CONFIG))
+    names = [call[CALL_NAME] for call in call_sites(facts.functions[0])]
+    assert names == ["ready", "kept", "taken"]  # the condition itself is kept as written
+    unconfigured = [call[CALL_NAME] for call in call_sites(extract_file("f.c", source, rules).functions[0])]
+    assert "gone" in unconfigured and "skipped" in unconfigured
+
+
+def test_config_files_are_read_or_refused_in_one_line(tmp_path):
+    assert load_config(FIXTURE / ".config").value("CONFIG_DEMO_FS") == "m"
+    with pytest.raises(KconfigError, match="not a kernel configuration"):
+        load_config(FIXTURE / "fs" / "Makefile")
+    with pytest.raises(KconfigError, match="cannot read"):
+        load_config(tmp_path / "missing")
+    # The same settings in another order are the same build.
+    assert parse_config("CONFIG_B=y\nCONFIG_A=m\n", "x").digest == parse_config("CONFIG_A=m\nCONFIG_B=y\n", "y").digest
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def _built(root: Path, config_text: str) -> set[str]:
+    sources = [p.relative_to(root).as_posix() for p in root.rglob("*.c")]
+    built = built_sources(root, parse_config(config_text, "t"), "x86", sources,
+                          lambda rel: (root / rel).read_bytes(), lambda d: False)
+    return {s for s in sources if built.builds(s)}
+
+
+def test_kbuild_follows_objects_variables_conditionals_and_includes(tmp_path):
+    root = _tree(tmp_path, {
+        "fs/Makefile": "obj-$(CONFIG_FOO) += foo/\nobj-$(CONFIG_BAR) += bar/\n",
+        "fs/foo/Makefile": ("obj-$(CONFIG_FOO) := foo.o\nparts := a.o \\\n\tb.o\n"
+                            "foo-y += $(parts) $(addprefix lib/, c.o)\nfoo-$(CONFIG_D) += d.o\n"
+                            "ifeq ($(CONFIG_E),y)\nfoo-y += e.o\nelse\nfoo-y += noe.o\nendif\n"
+                            "include $(srctree)/fs/foo/Makefile.extra\n"
+                            "$(obj)/gen.o: $(obj)/gen.h\n\t$(call cmd,gen)\n"),
+        "fs/foo/Makefile.extra": "foo-y += extra.o\n",
+        **{f"fs/foo/{n}.c": "" for n in ("a", "b", "d", "e", "noe", "extra", "orphan")},
+        "fs/foo/lib/c.c": "",
+        "fs/foo/a.c": '#include "inc.c"\n',
+        "fs/foo/inc.c": "",
+        "fs/bar/bar.c": "",
+        "fs/bar/Makefile": "obj-y += bar.o\n",
+        "mm/Makefile": "obj-y := slab.o\n",
+        "mm/slab.c": "",
+        "mm/unlisted.c": "",
+        "virt/plain/x.c": "",  # no Makefile anywhere up to a top-level directory: read whole
+    })
+    built = _built(root, "CONFIG_FOO=m\n# CONFIG_BAR is not set\nCONFIG_E=y\n")
+    assert built == {"fs/foo/a.c", "fs/foo/b.c", "fs/foo/lib/c.c", "fs/foo/e.c", "fs/foo/extra.c", "fs/foo/inc.c",
+                     "mm/slab.c", "virt/plain/x.c"}
+    other = _built(root, "CONFIG_FOO=y\nCONFIG_BAR=y\nCONFIG_D=y\n# CONFIG_E is not set\n")
+    assert {"fs/foo/d.c", "fs/foo/noe.c", "fs/bar/bar.c"} <= other and "fs/foo/e.c" not in other
+
+
+def test_a_changed_config_is_a_different_scan_with_the_same_cache(tmp_path, rules):
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURE, tree)
+    cache = tmp_path / "cache"
+    configured = load_config(tree / ".config")
+    acl_off = parse_config((tree / ".config").read_text().replace("CONFIG_DEMO_FS_POSIX_ACL=y",
+                                                                  "# CONFIG_DEMO_FS_POSIX_ACL is not set"), "off")
+
+    def files_with_findings(kconfig):
+        result = scan(ScanOptions(paths=(tree,), root=tree, jobs=1, cache_dir=cache, kconfig=kconfig), rules=rules)
+        return sorted({f.file for f in result.findings})
+
+    assert "fs/demo/acl.c" in files_with_findings(configured)
+    assert "fs/demo/acl.c" not in files_with_findings(acl_off)
+    everything = files_with_findings(None)
+    assert "fs/unbuilt/super.c" in everything and "fs/demo/ref-verify.c" in everything
+    assert files_with_findings(configured) == [f for f in everything if f not in
+                                               ("fs/unbuilt/super.c", "fs/demo/ref-verify.c", "fs/demo/stale.c",
+                                                "fs/demo/verify-extra.c")]
+
+
+def test_the_trees_own_config_is_used_and_said(tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURE, tree)
+    run = subprocess.run([sys.executable, "-m", "gfpcheck", "scan", "--no-cache", str(tree)],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 1
+    assert "using the kernel configuration" in run.stderr and "not built with this configuration" in run.stderr
+    assert "ref-verify.c" not in run.stdout
+    bad = subprocess.run([sys.executable, "-m", "gfpcheck", "scan", "--no-cache", "--kconfig",
+                          str(tree / "fs" / "Makefile"), str(tree)], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a kernel configuration" in bad.stderr
