@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import lzma
 import multiprocessing
 import os
 import re
@@ -78,6 +79,29 @@ def fetch(version: str, base: Path) -> Path:
         (base / "trees").mkdir(parents=True, exist_ok=True)
         subprocess.run(["tar", "-xf", str(tarball), "-C", str(base / "trees")], check=True)
     return tree
+
+
+def fetch_config(version: str, base: Path) -> Path:
+    """Debian's amd64 .config for linux-<version>, from its linux-config package, once."""
+    package = f"linux-config-{version}"
+    config = base / "configs" / f"{version}-amd64.config"
+    if config.is_file():
+        return config
+    debs = base / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    if not list(debs.glob(f"{package}_*.deb")):
+        log(f"downloading {package}")
+        if subprocess.run(["apt-get", "download", package], cwd=debs, check=False).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], check=True)
+            subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
+    deb = max(debs.glob(f"{package}_*.deb"))
+    with tempfile.TemporaryDirectory(dir=base) as scratch:
+        subprocess.run(["dpkg", "-x", str(deb), scratch], check=True)
+        packed = next(Path(scratch, "usr", "src", package).glob("config.amd64_none_amd64.*"))
+        config.parent.mkdir(parents=True, exist_ok=True)
+        with lzma.open(packed) as source:
+            config.write_bytes(source.read())
+    return config
 
 
 # -- measuring ------------------------------------------------------------------
@@ -156,9 +180,9 @@ def parse_floor(tree: Path, jobs: int) -> tuple[float, int]:
     return round(time.perf_counter() - start, 2), len(locations)
 
 
-def scan_command(tree: Path, cache: Path, jobs: int) -> list[str]:
+def scan_command(tree: Path, cache: Path, jobs: int, kconfig: Path | None = None) -> list[str]:
     return [sys.executable, "-m", "gfpcheck", "scan", "--format", "json", "--timings", "-q", "-j", str(jobs),
-            "--cache-dir", str(cache), str(tree)]
+            "--cache-dir", str(cache), *(["--kconfig", str(kconfig)] if kconfig else []), str(tree)]
 
 
 def scan_figures(run: dict) -> dict:
@@ -197,11 +221,15 @@ def bench_tree(version: str, tree: Path, jobs: int, base: Path, repeat: int) -> 
     one after the other, and the fastest of each is kept: on a shared machine a
     neighbour's load slows one run or another, never speeds one up."""
     cache = base / "scan-cache" / version
-    floors, colds = [], []
+    kconfig = fetch_config(version, base)
+    floors, colds, configured = [], [], []
     for attempt in range(1, repeat + 1):
         log(f"{version}: parse-only floor ({attempt} of {repeat})")
         floor, files = parse_floor(tree, jobs)
         floors.append(floor)
+        log(f"{version}: cold scan with Debian's amd64 config ({attempt} of {repeat})")
+        shutil.rmtree(cache, ignore_errors=True)
+        configured.append(scan_figures(timed(scan_command(tree, cache, jobs, kconfig))))
         log(f"{version}: cold scan ({attempt} of {repeat})")
         shutil.rmtree(cache, ignore_errors=True)
         colds.append(scan_figures(timed(scan_command(tree, cache, jobs))))
@@ -223,7 +251,9 @@ def bench_tree(version: str, tree: Path, jobs: int, base: Path, repeat: int) -> 
     finally:
         edited.write_bytes(original)
         os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    figures.update(cold=cold, warm=warm, warm_touched=touched, warm_edited=edit)
+    figures.update(cold=cold, warm=warm, warm_touched=touched, warm_edited=edit,
+                   cold_configured=min(configured, key=lambda run: run["seconds"]), kconfig=str(kconfig))
+    figures["configured_over_cold"] = round(figures["cold_configured"]["seconds"] / cold["seconds"], 3)
     patch = gate_patch(tree)
     if patch is not None:
         log(f"{version}: gate on a one-file patch ({patch[1]})")
