@@ -131,6 +131,7 @@ class Ruleset:
     define_macros: dict[str, str]  # macro -> name pattern; what it defines is an ordinary function
     do_while_macros: frozenset[str]  # macros standing for `while (...)` at the end of a do-while
     noreturn: frozenset[str]
+    release: frozenset[str]  # functions that give memory back: a context is not followed into them
     binders: dict[str, Binder]
     dispatchers: dict[str, Dispatcher]
     entry_contexts: EntryContexts
@@ -348,6 +349,7 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         define_macros={d["macro"]: d["name"] for d in data.get("define_macros", [])},
         do_while_macros=frozenset(data.get("do_while_macros", [])),
         noreturn=frozenset(data.get("noreturn", [])),
+        release=frozenset(data.get("release", [])),
         binders={**{d["macro"]: Binder(d["macro"], CLEAN_ENTRY_KEY, d["function_arg"])
                     for d in contexts.get("clean_macros", [])},
                  **{n: Binder(n, d["key"], d["function_arg"])

@@ -231,6 +231,10 @@ class _Resolver:
             # likely(), WARN_ON(): their value is their argument, whose calls are call
             # sites of their own; what a configuration defines them as is never followed
             return NONE_TARGET
+        if name in rules.release:
+            # kvfree(), put_page(): what they allocate serves special objects only
+            # (vfree() of a VM_FLUSH_RESET_PERMS area); an ordinary caller never gets there
+            return NONE_TARGET
         if name in rules.allocators:
             return Target(T_ALLOC, api=name)
         if name in rules.scopes:
