@@ -58,12 +58,8 @@ def log(message: str) -> None:
 
 # -- fetching -------------------------------------------------------------------
 
-def fetch(version: str, base: Path) -> Path:
-    """The extracted tree of linux-source-<version>, downloaded and unpacked once."""
-    package = f"linux-source-{version}"
-    tree = base / "trees" / package
-    if (tree / "Makefile").is_file():
-        return tree
+def download(package: str, base: Path) -> Path:
+    """Debian's .deb of `package`, downloaded once into the bench directory."""
     debs = base / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     if not list(debs.glob(f"{package}_*.deb")):
@@ -71,7 +67,16 @@ def fetch(version: str, base: Path) -> Path:
         if subprocess.run(["apt-get", "download", package], cwd=debs, check=False).returncode != 0:
             subprocess.run(["apt-get", "update", "-q"], check=True)
             subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
-    deb = max(debs.glob(f"{package}_*.deb"))
+    return max(debs.glob(f"{package}_*.deb"))
+
+
+def fetch(version: str, base: Path) -> Path:
+    """The extracted tree of linux-source-<version>, downloaded and unpacked once."""
+    package = f"linux-source-{version}"
+    tree = base / "trees" / package
+    if (tree / "Makefile").is_file():
+        return tree
+    deb = download(package, base)
     log(f"unpacking {deb.name}")
     with tempfile.TemporaryDirectory(dir=base) as scratch:
         subprocess.run(["dpkg", "-x", str(deb), scratch], check=True)
@@ -87,14 +92,7 @@ def fetch_config(version: str, base: Path) -> Path:
     config = base / "configs" / f"{version}-amd64.config"
     if config.is_file():
         return config
-    debs = base / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    if not list(debs.glob(f"{package}_*.deb")):
-        log(f"downloading {package}")
-        if subprocess.run(["apt-get", "download", package], cwd=debs, check=False).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], check=True)
-            subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
-    deb = max(debs.glob(f"{package}_*.deb"))
+    deb = download(package, base)
     with tempfile.TemporaryDirectory(dir=base) as scratch:
         subprocess.run(["dpkg", "-x", str(deb), scratch], check=True)
         packed = next(Path(scratch, "usr", "src", package).glob("config.amd64_none_amd64.*"))
