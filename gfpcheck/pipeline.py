@@ -206,7 +206,8 @@ def _built(files: list[SourceFile], options: ScanOptions, excludes: tuple[str, .
                           lambda directory: excluded(directory, excludes))
     kept, unbuilt = [], set()
     for f in files:
-        if f.path.endswith(".c") and not f.path.startswith("/") and not built.builds(f.path):
+        # Kbuild starts in the top-level directories: a file at the root or outside it is not its to judge.
+        if f.path.endswith(".c") and "/" in f.path and not f.path.startswith("/") and not built.builds(f.path):
             unbuilt.add(f.path)
         else:
             kept.append(f)

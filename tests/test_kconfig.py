@@ -162,3 +162,11 @@ def test_the_trees_own_config_is_used_and_said(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "gfpcheck", "scan", "--no-cache", "--kconfig",
                           str(tree / "fs" / "Makefile"), str(tree)], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a kernel configuration" in bad.stderr
+
+
+def test_files_at_the_root_are_not_kbuilds_to_leave_out(tmp_path, rules):
+    root = _tree(tmp_path, {"demo.c": (FIXTURE / "fs" / "demo" / "super.c").read_text(), "sub/Makefile": "obj-y :=\n",
+                            "sub/gone.c": (FIXTURE / "fs" / "demo" / "super.c").read_text()})
+    result = scan(ScanOptions(paths=(root,), root=root, jobs=1, kconfig=CONFIG), rules=rules)
+    assert sorted({f.file for f in result.findings}) == ["demo.c"]
+    assert [s.path for s in result.skipped] == ["sub/gone.c"]
