@@ -40,12 +40,13 @@ from .gate import GateError, GateResult, run_gate
 from .gate import patch as patches
 from .gate.git import revision_sides
 from .gate.patch import NothingToCheck, PatchError
+from .kconfig import KconfigError, KernelConfig
+from .kconfig import load_config as load_kconfig
 from .pipeline import Progress, ScanOptions, max_processes, scan
 from .report import checkpatch as checkpatch_report
 from .report import json as json_report
 from .report import sarif as sarif_report
 from .report import text as text_report
-from .kconfig import KconfigError, KernelConfig, load_config as load_kconfig
 from .ruleset import RuleError
 
 
