@@ -37,10 +37,7 @@ _COMMENT = re.compile(r"/\*.*?(\*/|$)|//.*", re.S)
 def evaluate(expression: str, atom: Atom) -> int | None:
     """The value of a C or preprocessor condition, None when it depends on
     anything `atom` cannot tell."""
-    tokens = _tokens(expression)
-    if tokens is None:
-        return None
-    parser = _Parser(tokens, atom)
+    parser = _Parser(_tokens(expression), atom)
     try:
         value = parser.disjunction()
     except _Unparsable:
@@ -52,7 +49,7 @@ class _Unparsable(Exception):
     pass
 
 
-def _tokens(expression: str) -> list[str] | None:
+def _tokens(expression: str) -> list[str]:
     out = []
     pos = 0
     n = len(expression)
@@ -210,7 +207,7 @@ def preprocessor_atom(config: KernelConfig) -> Atom:
             return None
         if not _defined(config, name):
             return 0  # an undefined name in #if is 0
-        value = _setting(config, name)
+        value = config.value(name)
         if value == "y" or value is None:  # CONFIG_X_MODULE
             return 1
         try:
@@ -230,13 +227,6 @@ def config_macro(config: KernelConfig, macro: str, symbol: str) -> int:
     if macro == "IS_MODULE":
         return int(value == "m")
     return int(value in ("y", "m"))
-
-
-def _setting(config: KernelConfig, name: str) -> str | None:
-    value = config.value(name)
-    if value is None and name.endswith("_MODULE") and config.value(name[:-7]) == "m":
-        return None
-    return value
 
 
 def _defined(config: KernelConfig, name: str) -> int | None:
