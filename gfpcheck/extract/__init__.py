@@ -167,6 +167,9 @@ class _Extractor:
                 yield (scopes[i] if i >= 0 else None), node
 
         src = self.src
+        dead = _dead_branches(src, captures.get("if", ()))
+        if dead:
+            _drop_dead(captures, dead)
         results = self.results
         for node in captures.get("call_result", ()):
             if node.type == "assignment_expression":
@@ -176,9 +179,6 @@ class _Extractor:
                 right = node.child_by_field_name("value")
                 results[right.start_byte] = declarator_name(src, node.child_by_field_name("declarator"))[0]
 
-        dead = _dead_branches(src, captures.get("if", ()))
-        if dead:
-            _drop_dead(captures, dead)
         file_calls = []
         for scope, callee, args in self._call_parts(captures):
             pos = callee.start_byte
