@@ -122,6 +122,8 @@ def test_kbuild_follows_objects_variables_conditionals_and_includes(tmp_path):
         "mm/slab.c": "",
         "mm/unlisted.c": "",
         "virt/plain/x.c": "",  # no Makefile anywhere up to a top-level directory: read whole
+        "virt/sub/Makefile": "obj-$(CONFIG_NONE) += y.o\n",  # ... but a Makefile below one still decides
+        "virt/sub/y.c": "",
     })
     built = _built(root, "CONFIG_FOO=m\n# CONFIG_BAR is not set\nCONFIG_E=y\n")
     assert built == {"fs/foo/a.c", "fs/foo/b.c", "fs/foo/lib/c.c", "fs/foo/e.c", "fs/foo/extra.c", "fs/foo/inc.c",

@@ -38,11 +38,11 @@ class BuiltSet:
     whole (no Makefile there to say)."""
 
     files: frozenset[str]
-    whole: tuple[str, ...]  # root-relative directory prefixes, "/"-terminated
+    whole: frozenset[str]  # root-relative directories, "/"-terminated
     makefiles: int  # Makefiles and Kbuild files read
 
     def builds(self, rel: str) -> bool:
-        return rel in self.files or any(rel.startswith(prefix) for prefix in self.whole)
+        return rel in self.files or rel[:rel.rfind("/") + 1] in self.whole
 
 
 def built_sources(root: Path, config: KernelConfig, arch: str, sources: Iterable[str],
@@ -54,18 +54,15 @@ def built_sources(root: Path, config: KernelConfig, arch: str, sources: Iterable
     walker.walk()
     candidates = sorted(s for s in sources if s.endswith(".c"))
     built = {s for s in candidates if s in walker.files}
-    whole = tuple(sorted(walker.whole))
+    whole = frozenset(walker.whole)
     _add_included(candidates, built, whole, read)
     return BuiltSet(frozenset(built), whole, walker.makefiles)
 
 
-def _add_included(candidates: list[str], built: set[str], whole: tuple[str, ...],
+def _add_included(candidates: list[str], built: set[str], whole: frozenset[str],
                   read: Callable[[str], bytes | None]) -> None:
     """Add the .c files a built .c file includes, transitively."""
-    by_dir: dict[str, list[str]] = {}
-    for rel in candidates:
-        by_dir.setdefault(rel.rpartition("/")[0], []).append(rel)
-    left = {rel for rel in candidates if rel not in built and not any(rel.startswith(p) for p in whole)}
+    left = {rel for rel in candidates if rel not in built and rel[:rel.rfind("/") + 1] not in whole}
     if not left:
         return
     directories = {rel.rpartition("/")[0] for rel in left}
