@@ -28,6 +28,12 @@ class Check:
     message: str = ""
     # What the allocation step of the chain says after "kmalloc() with GFP_KERNEL".
     alloc_note: str = ""
+    # For a check on believed context: the message when nothing holds the family's
+    # context on any path to the believing mask, so the finding is reported at that
+    # mask (the side to change) with the unsafe allocation as evidence; "" keeps
+    # every finding at the allocation.  Formatted like `message`, with {mask} the
+    # believing mask, {where} the allocation and {unsafe} its mask.
+    believer_message: str = ""
 
     @property
     def type(self) -> str:

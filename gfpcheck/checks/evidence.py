@@ -89,11 +89,41 @@ class Evidence:
         counted.extend(tail)
         confidence = self._confidence(chain, counted, chain.links[start:] if chain is not None else ())
         message = self._message(check, origin, use, chain, allocator, kind)
+        believer = self._unheld_believer(check, kind, chain, origin)
+        if believer is not None:
+            where = message_where = f"{allocator}()"
+            if use is not None:
+                message_where = f"{where} in {self._name(use.fid)}()"
+            elif origin.fid != chain.source:
+                message_where = f"{where} in {function.name}()"
+            step = self._step(believer.fid, believer.index, "")
+            message = check.believer_message.format(mask=believer.text, function=step.function,
+                                                    where=message_where, unsafe=gfp)
+            return Finding(rule=check.id, severity=check.severity, file=step.file, line=step.line,
+                           column=step.column, function=step.function,
+                           allocator=believer.allocator or self._call_name(believer.fid, believer.index),
+                           gfp=believer.text, message=message, chain=tuple(steps), confidence=confidence)
         return Finding(
             rule=check.id, severity=check.severity, file=program.path(origin.fid), line=call[2],
             column=call[3], function=function.name, allocator=allocator, gfp=gfp, message=message,
             chain=tuple(steps), confidence=confidence,
         )
+
+    def _unheld_believer(self, check: Check, kind: Context, chain: Chain | None, origin: Origin) -> Origin | None:
+        """The mask the chain's belief starts from, when the check reports such findings
+        at the believer and no path to that mask holds the family's context."""
+        if not check.believer_message or kind.what != BELIEF or chain is None:
+            return None
+        fid = chain.source
+        found = self._belief_origin(self.rules.family_by_name[kind.family], fid,
+                                    chain.links[0].index if chain.links else origin.index)
+        if found is None:
+            return None
+        family = self.space.family_index[kind.family]
+        states = self.engine.use_states(found, None, self.a.contexts.reached.get(fid, 0))
+        if any(self.space.held(s, family) for s in st.members(states)):
+            return None
+        return found
 
     def _local_finding(self, verdict: Verdict) -> Finding:
         """A finding proved inside one function, reported at `verdict.at`: the chain is
@@ -274,13 +304,19 @@ class Evidence:
                  if fid in resolver.by_member.get((resolver.types.canonical(struct), member), ())), None)
         return self._entry_fields[key]
 
-    def _belief_source(self, family: Family, fid: int, until: int) -> ChainStep | None:
+    def _belief_origin(self, family: Family, fid: int, until: int) -> Origin | None:
+        """The last mask at or before call `until` of `fid` that makes the family believed."""
         sites = sorted(i for i, families in self.a.origins.belief_sites.get(fid, {}).items()
                        if i <= until and family.name in families)
         if not sites:
             return None
-        index = sites[-1]
-        found = next(o for o in self.a.origins.by_function[fid] if o.index == index)
+        return next(o for o in self.a.origins.by_function[fid] if o.index == sites[-1])
+
+    def _belief_source(self, family: Family, fid: int, until: int) -> ChainStep | None:
+        found = self._belief_origin(family, fid, until)
+        if found is None:
+            return None
+        index = found.index
         what = f"{found.allocator}() with {found.text}" if found.allocator else \
             f"passes {found.text} to {self._call_name(fid, index)}()"
         return self._step(fid, index, f"{what}: {family.mask} is believed from here on")

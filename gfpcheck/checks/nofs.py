@@ -75,7 +75,8 @@ NOFS_INCONSISTENT = Check(
     help=(
         "Decide which side is right. If the caller really needs NOFS, open a memalloc_nofs_save() scope "
         "around the region instead of passing GFP_NOFS, so callees are covered too. If it does not, "
-        "drop its GFP_NOFS."
+        "drop its GFP_NOFS. When no path to the GFP_NOFS holds a transaction handle, the finding is "
+        "reported at the GFP_NOFS (the side most likely wrong), with the GFP_KERNEL allocation as evidence."
     ),
     example=(
         "evm_inode_init_security()          /* kzalloc(..., GFP_NOFS) */\n"
@@ -85,6 +86,8 @@ NOFS_INCONSISTENT = Check(
     message="{where} with {mask} is not covered by a memalloc_nofs scope, but {believer} allocates with NOFS "
             "on this path",
     alloc_note=": __GFP_FS and direct reclaim, no memalloc_nofs scope open",
+    believer_message="{mask} in {function}() is likely needless: no filesystem handle is held on any path to it, "
+                     "and {where} below allocates with {unsafe} outside any memalloc_nofs scope",
 )
 
 NOFS_REDUNDANT = Check(
