@@ -114,8 +114,11 @@ def empty_facts(path: str, problem: str) -> FileFacts:
 # sorted by key: a call's key is its end byte (inner calls finish first), a
 # statement's its start byte.  a/b/c are the byte boundaries of the
 # statement's parts (see propagate.flowtree) and payload the call index,
-# the label, an `if` condition's text, or for a `return` (what it returns,
-# its line, its column).
+# the label, an `if` condition's text, a `switch` subject's text, a `case`
+# value's text ("" for default), for a `return` (what it returns, its line,
+# its column), and for an assignment to a variable some condition tests
+# (the variable, the constant or variable assigned, or None: any other value,
+# `x++`, `&x`).
 EV_CALL = 0
 EV_RETURN = 1
 EV_GOTO = 2
@@ -126,6 +129,7 @@ EV_SWITCH = 6
 EV_CASE = 7
 EV_BREAK = 8
 EV_CONTINUE = 9
+EV_ASSIGN = 10
 
 
 def call_sites(function: Function) -> tuple[CallSite, ...]:

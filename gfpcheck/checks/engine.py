@@ -217,7 +217,8 @@ class Engine:
                           for e in found if e.scopes}) or None
 
         transfer = effects.transfer(fid, summary=True, only=own)
-        result = run_flow(tree, self.program.calls(fid), st.single(st.CLEAN), transfer, effects.failure(fid))
+        result = run_flow(tree, self.program.calls(fid), st.single(st.CLEAN), transfer, effects.failure(fid),
+                          tracked=effects.tracked(fid))
         places = return_places(tree)
         out = [(mask, *places[number]) for number, mask in sorted(result.returns.items()) if mask]
         if result.end:

@@ -23,6 +23,7 @@ from ..facts import (
     EV_BREAK,
     EV_CALL,
     EV_CASE,
+    EV_ASSIGN,
     EV_CONTINUE,
     EV_GOTO,
     EV_IF,
@@ -58,7 +59,7 @@ __all__ = ["extract_file"]
 _FIELD_PATH = re.compile(r"\s*(->|\.)\s*")
 _STATEMENTS = (("if", EV_IF), ("loop", EV_LOOP), ("switch", EV_SWITCH), ("case", EV_CASE),
                ("return", EV_RETURN), ("goto", EV_GOTO), ("label", EV_LABEL), ("break", EV_BREAK),
-               ("continue", EV_CONTINUE))
+               ("continue", EV_CONTINUE), ("assign", EV_ASSIGN))
 _MAX_CONDITION = 160
 # A 0 or 1 standing as an operand of its own (not compared with): a condition
 # worth evaluating as a constant, `if (0)` or `if (IS_ENABLED(CONFIG_X) && ...)`
@@ -329,7 +330,7 @@ class _Extractor:
         make = self._call
         calls = tuple(make(callee, args) for _end, callee, args in scope.calls)
         flow = b""
-        events = scope.events
+        events = _tested_assignments(scope.events)
         if events:
             events.extend((end, EV_CALL, 0, 0, 0, index) for index, (end, _c, _a) in enumerate(scope.calls))
             events.sort(key=_first)
@@ -425,7 +426,15 @@ class _Extractor:
             body = node.child_by_field_name("body")
             if body is None:
                 return (start, kind, end, end, end, None)
-            return (start, kind, body.start_byte, body.end_byte, end, None)
+            subject = None
+            if kind == EV_SWITCH and body.start_byte - start <= _MAX_CONDITION:
+                subject = self.src[start + 6:body.start_byte].decode("utf-8", "replace").strip()
+            return (start, kind, body.start_byte, body.end_byte, end, subject)
+        if kind == EV_CASE:
+            value = node.child_by_field_name("value")
+            return (start, kind, end, end, end, " ".join(text(self.src, value).split()) if value is not None else "")
+        if kind == EV_ASSIGN:
+            return (start, kind, end, end, end, _assignment(self.src, node))
         if kind == EV_GOTO or kind == EV_LABEL:
             label = node.child_by_field_name("label")
             return (start, kind, end, end, end, text(self.src, label) if label is not None else "")
@@ -646,6 +655,45 @@ def _dead_branches(src: bytes, ifs) -> list[tuple[int, int]]:
             continue
         outer.append((start, end))
     return outer
+
+
+_CONSTANT_VALUE = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*|NULL|true|false|[A-Z][A-Z0-9_]*"
+                             r"(?:\s*\|\s*[A-Z][A-Z0-9_]*)*")
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def _assignment(src: bytes, node: Node) -> tuple[str, str | None]:
+    """(variable, value) of a write to a plain variable: the value when it is a
+    constant or another variable, else None."""
+    kind = node.type
+    if kind == "init_declarator":
+        name, value = node.child_by_field_name("declarator"), node.child_by_field_name("value")
+        while name.type == "pointer_declarator":
+            name = name.child_by_field_name("declarator")
+    elif kind == "assignment_expression":
+        name, value = node.child_by_field_name("left"), node.child_by_field_name("right")
+        operator = node.child_by_field_name("operator")
+        if operator is not None and operator.type != "=":
+            value = None
+    else:
+        name, value = node.child_by_field_name("argument"), None
+    known = None
+    if value is not None:
+        written = " ".join(text(src, value).split())
+        if _CONSTANT_VALUE.fullmatch(written) or _IDENTIFIER.fullmatch(written):
+            known = written
+    return text(src, name), known
+
+
+def _tested_assignments(events: list) -> list:
+    """The events, without writes to variables that no condition reads."""
+    if not any(e[1] == EV_ASSIGN for e in events):
+        return events
+    tested = set()
+    for e in events:
+        if (e[1] == EV_IF or e[1] == EV_SWITCH) and e[5]:
+            tested.update(_IDENTIFIER.findall(e[5]))
+    return [e for e in events if e[1] != EV_ASSIGN or e[5][0] in tested]
 
 
 def _drop_dead(captures: dict, dead: list[tuple[int, int]]) -> None:

@@ -73,7 +73,8 @@ class Contexts:
             flow = self._flows.get(key)
             if flow is None:
                 flow = run_flow(effects.tree(fid), calls, 1 << state, effects.transfer(fid, summary=False),
-                                effects.failure(fid)).sites
+                                effects.failure(fid), tracked=effects.tracked(fid),
+                                on_null=effects.null_handles(fid)).sites
                 self._flows[key] = flow
             for i, mask in enumerate(flow):
                 sites[i] |= mask

@@ -23,8 +23,20 @@ from ..link import T_BEGIN, T_END, T_FUNC, T_SCOPE, T_STOP, Program, Target, sub
 from ..ruleset import Ruleset
 from . import state as st
 from .flow import Failure, Transfer, run_flow
-from .flowtree import TEST_ERR, TEST_NOT, TEST_NOT_ERR, TEST_TRUTHY, build_tree
+from .flowtree import (
+    F_IF,
+    F_LOOP,
+    F_SWITCH,
+    TEST_ERR,
+    TEST_NOT,
+    TEST_NOT_ERR,
+    TEST_TRUTHY,
+    aliases,
+    build_tree,
+    tracked_variables,
+)
 from .origins import Origins
+from .paths import variables
 
 _CONTEXT_APIS = frozenset((T_SCOPE, T_BEGIN, T_END, T_STOP))  # calls that always change the context
 _MAX_REVISITS = 8  # a summary in a recursive cycle settles long before this
@@ -44,6 +56,7 @@ class Effects:
         # depths that can move both ways when a summary is measured
         self._neutral = space.make({f: 1 for f in space.families}, {k: 1 for k in space.scope_kinds})
         self._trees: dict[int, tuple] = {}
+        self._tracked: dict[int, frozenset[str]] = {}
         self.summaries: dict[int, st.Effect] = {}
         self._compute_summaries()
         self.implied = self._implied_scopes()
@@ -58,6 +71,43 @@ class Effects:
             tree = build_tree(self.program.functions[fid], len(self.program.calls(fid)), self.rules)
             self._trees[fid] = tree
         return tree
+
+    def tracked(self, fid: int) -> frozenset[str]:
+        """The variables whose values the function's paths remember (flowtree.tracked_variables)."""
+        found = self._tracked.get(fid)
+        if found is None:
+            found = self._tracked[fid] = tracked_variables(self.tree(fid))
+        return found
+
+    def null_handles(self, fid: int) -> dict[str, Callable[[int], int]]:
+        """For a function with a handle parameter that a condition tests: below the
+        branch where it is NULL, no handle of its family is held (`if (trans) {
+        ...; return; }` leaves the rest of the function to callers without one)."""
+        handle = self.program.handle_params.get(fid)
+        if handle is None:
+            return {}
+        if not self.program.functions[fid].flow:
+            return {}
+        tree = self.tree(fid)
+        names = aliases(tree, self.program.functions[fid].params[handle[0]][0]) & self._tested(tree)
+        if not names:
+            return {}
+        family = self.space.family_index[self.rules.handle_family.get(handle[1], "fs")]
+        return dict.fromkeys(sorted(names), lambda mask: self.space.released(mask, family))
+
+    @staticmethod
+    def _tested(tree: tuple) -> set[str]:
+        """The variables the function's `if` conditions test."""
+        out: set[str] = set()
+        stack = [tree]
+        while stack:
+            for item in stack.pop():
+                if item[0] == F_IF:
+                    out |= variables(item[5])
+                    stack.extend((item[1], item[2]))
+                elif item[0] in (F_LOOP, F_SWITCH):
+                    stack.append(item[1])
+        return out
 
     def family_of(self, target: tuple) -> str:
         """The family a begin or end API's context belongs to."""
@@ -144,10 +194,11 @@ class Effects:
         return failure
 
     def is_plain(self, fid: int) -> bool:
-        """No call of the function changes the context: every call runs in the entry states."""
+        """No call of the function changes the context and no condition drops its
+        handle: every call runs in the entry states."""
         plain = self._plain.get(fid)
         if plain is None:
-            plain = not self._changes_context(fid, summary=False)
+            plain = not self._changes_context(fid, summary=False) and not self.null_handles(fid)
             self._plain[fid] = plain
         return plain
 
@@ -260,7 +311,7 @@ class Effects:
         result = run_flow(self.tree(fid), self.program.calls(fid), st.single(self._neutral),
                           self.transfer(fid, summary=True), self.failure(fid), mark_failures=True,
                           void=function.return_type == "void" and not function.returns_pointer,
-                          mark_failed=space.mark_failed)
+                          mark_failed=space.mark_failed, tracked=self.tracked(fid))
         changes = set()
         for sid in st.members(result.final):
             state = space.state(sid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ..facts import (
+    EV_ASSIGN,
     EV_BREAK,
     EV_CALL,
     EV_CASE,
@@ -25,18 +26,24 @@ from ..facts import (
     flow_events,
 )
 from ..ruleset import Ruleset
+from .paths import closes_at_end, constant, parse_condition, split_top, strip_parens, variables
 
 # Tree items: tuples whose first element is one of these.
 F_CALL = 0  # (F_CALL, call_index)
 F_RETURN = 1  # (F_RETURN, number, kind, line, column): numbered in program order, kind RETURN_*
 F_GOTO = 2  # (F_GOTO, label)
 F_LABEL = 3  # (F_LABEL, label)
-F_IF = 4  # (F_IF, then_block, else_block, test, condition)   test: (kind, variable) or None; condition: its text
+# (F_IF, then_block, else_block, test, condition, parsed)   test: (kind, variable) or None;
+# condition: its text; parsed: paths.parse_condition of it, or None
+F_IF = 4
 F_LOOP = 5  # (F_LOOP, body_block)
-F_SWITCH = 6  # (F_SWITCH, body_block)
-F_CASE = 7  # (F_CASE,)
+# (F_SWITCH, body_block, variable or None, case values)   a switch on a plain variable names it;
+# its case values include "" when it has a default
+F_SWITCH = 6
+F_CASE = 7  # (F_CASE, value)   "" for default
 F_BREAK = 8  # (F_BREAK,)
 F_CONTINUE = 9  # (F_CONTINUE,)
+F_ASSIGN = 10  # (F_ASSIGN, variable, value)   value: a constant or a variable's name as written, or None
 
 # How an `if` condition tests one variable.
 TEST_ERR = "err"  # IS_ERR(v)
@@ -98,8 +105,9 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
             then, i = _block(events, i, b, rules, returns, kinds)
             other, i = _block(events, i, c, rules, returns, kinds)
             items.extend(pre)
+            condition = " ".join(payload.split()) if payload else None
             items.append((F_IF, tuple(then), tuple(other), parse_test(payload, rules) if payload else None,
-                          " ".join(payload.split()) if payload else None))
+                          condition, parse_condition(condition, rules.transparent_checks) if condition else None))
         elif kind == EV_LOOP:
             # a: body start, b: body end, c: statement end (a do-while condition follows its body)
             pre, i = _block(events, i, a, rules, returns, kinds)
@@ -111,7 +119,9 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
             pre, i = _block(events, i, a, rules, returns, kinds)
             body, i = _block(events, i, c, rules, returns, kinds)
             items.extend(pre)
-            items.append((F_SWITCH, tuple(body)))
+            subject = strip_parens(payload) if payload else ""
+            cases = tuple(item[1] for item in body if item[0] == F_CASE)
+            items.append((F_SWITCH, tuple(body), subject if subject.isidentifier() else None, cases))
         elif kind == EV_RETURN:
             pre, i = _block(events, i, c, rules, returns, kinds)
             items.extend(pre)
@@ -123,7 +133,9 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
         elif kind == EV_LABEL:
             items.append((F_LABEL, payload))
         elif kind == EV_CASE:
-            items.append((F_CASE,))
+            items.append((F_CASE, payload or ""))
+        elif kind == EV_ASSIGN:
+            items.append((F_ASSIGN, payload[0], payload[1]))
         elif kind == EV_BREAK:
             items.append((F_BREAK,))
         elif kind == EV_CONTINUE:
@@ -150,6 +162,47 @@ def call_guards(tree: tuple) -> dict[int, str]:
             elif op in (F_LOOP, F_SWITCH):
                 stack.append((item[1], guard))
     return guards
+
+
+def tracked_variables(tree: tuple) -> frozenset[str]:
+    """The variables whose value a path should remember: those tested by two
+    conditions or more, or tested once and given a constant somewhere (a value set
+    on one path and read later), since a single test learns nothing it can use."""
+    tests: dict[str, int] = {}
+    constants: set[str] = set()
+    stack = [tree]
+    while stack:
+        for item in stack.pop():
+            op = item[0]
+            if op == F_IF:
+                for name in variables(item[5]):
+                    tests[name] = tests.get(name, 0) + 1
+                stack.extend((item[1], item[2]))
+            elif op == F_SWITCH:
+                if item[2]:
+                    tests[item[2]] = tests.get(item[2], 0) + 1
+                stack.append(item[1])
+            elif op == F_LOOP:
+                stack.append(item[1])
+            elif op == F_ASSIGN and item[2] is not None and constant(item[2]) is not None:
+                constants.add(item[1])
+    return frozenset(name for name, count in tests.items() if count > 1 or name in constants)
+
+
+def aliases(tree: tuple, name: str) -> set[str]:
+    """The variables the function sets to `name` (`trans = trans_in;`), and `name`."""
+    out = {name}
+    stack = [tree]
+    while stack:
+        for item in stack.pop():
+            op = item[0]
+            if op == F_ASSIGN and item[2] == name:
+                out.add(item[1])
+            elif op == F_IF:
+                stack.extend((item[1], item[2]))
+            elif op in (F_LOOP, F_SWITCH):
+                stack.append(item[1])
+    return out
 
 
 def return_places(tree: tuple) -> dict[int, tuple[int, int]]:
@@ -179,26 +232,26 @@ def parse_test(condition: str, rules: Ruleset) -> tuple[str, str] | None:
     `(error)` -> (truthy, error).  Wrappers such as unlikely() are the rules'
     `failure_checks.transparent`; error-pointer tests their `error_pointer`.
     """
-    t = _strip_parens(condition)
+    t = strip_parens(condition)
     if "&&" in t or "||" in t:
         return _error_comparison(t, rules)
     while True:
         m = _WRAPPED.fullmatch(t)
         if m and m.group(1) in rules.transparent_checks:
-            t = _strip_parens(m.group(2))
+            t = strip_parens(m.group(2))
             continue
         break
     if _ERRNO_TEST.fullmatch(t):
         return _error_comparison(t, rules)
     negate = t.startswith("!")
     if negate:
-        t = _strip_parens(t[1:])
+        t = strip_parens(t[1:])
     if t.isidentifier():
         return (TEST_NOT if negate else TEST_TRUTHY, t)
     m = _WRAPPED.fullmatch(t)
     if m and m.group(1) in rules.error_pointer_checks and m.group(2).strip().isidentifier():
         return (TEST_NOT_ERR if negate else TEST_ERR, m.group(2).strip())
-    if m and _closes_at_end(t[len(m.group(1)):].lstrip()):
+    if m and closes_at_end(t[len(m.group(1)):].lstrip()):
         return (TEST_NOT if negate else TEST_TRUTHY, CALL_RESULT_TESTED)
     if negate:
         return None
@@ -218,11 +271,11 @@ _ERRNO_TEST = re.compile(r"([A-Za-z_]\w*)\s*==\s*-E[A-Z0-9]+|PTR_ERR\s*\(\s*([A-
 def _error_comparison(t: str, rules: Ruleset) -> tuple[str, str] | None:
     """`(error == -EDQUOT || error == -ENOSPC) && !retried`: true only when `error` is
     an error, so the branch taken is a failure of the call that set it."""
-    for conjunct in _split_top(t, "&&"):
-        conjunct = _strip_parens(conjunct)
+    for conjunct in split_top(t, "&&"):
+        conjunct = strip_parens(conjunct)
         names = set()
-        for disjunct in _split_top(conjunct, "||"):
-            disjunct = _strip_parens(disjunct)
+        for disjunct in split_top(conjunct, "||"):
+            disjunct = strip_parens(disjunct)
             m = _ERRNO_TEST.fullmatch(disjunct)
             if m:
                 names.add(m.group(1) or m.group(2))
@@ -236,45 +289,3 @@ def _error_comparison(t: str, rules: Ruleset) -> tuple[str, str] | None:
         if len(names) == 1:
             return (TEST_ERR, names.pop())
     return None
-
-
-def _split_top(t: str, operator: str) -> list[str]:
-    """Split at `operator` outside parentheses."""
-    parts = []
-    depth = 0
-    start = 0
-    i = 0
-    while i < len(t):
-        ch = t[i]
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif depth == 0 and t.startswith(operator, i):
-            parts.append(t[start:i])
-            start = i + len(operator)
-            i = start
-            continue
-        i += 1
-    parts.append(t[start:])
-    return parts
-
-
-def _strip_parens(t: str) -> str:
-    t = t.strip()
-    while t.startswith("(") and t.endswith(")") and _closes_at_end(t):
-        t = t[1:-1].strip()
-    return t
-
-
-def _closes_at_end(t: str) -> bool:
-    """True when the "(" at t[0] is closed by the ")" at t[-1]."""
-    depth = 0
-    for i, ch in enumerate(t):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i == len(t) - 1
-    return False

@@ -200,6 +200,17 @@ class StateSpace:
             self._unbelieved[mask] = out
         return out
 
+    def released(self, mask: int, family: int) -> int:
+        """The states with no handle of `family` held."""
+        out = 0
+        for sid in members(mask):
+            state = self.states[sid]
+            if state.held[family]:
+                held = tuple(0 if f == family else d for f, d in enumerate(state.held))
+                state = state._replace(held=held, home=state.home if self._crossing(held) else "")
+            out |= 1 << self.id(state)
+        return out
+
     def mark_failed(self, mask: int) -> int:
         out = 0
         for sid in members(mask):

@@ -28,6 +28,13 @@
 (break_statement) @break
 (continue_statement) @continue
 
+; Writes to a plain variable, kept for the variables a condition tests: the
+; value a path gives them decides later branches.
+(assignment_expression left: (identifier)) @assign
+(update_expression argument: (identifier)) @assign
+(pointer_expression operator: "&" argument: (identifier)) @assign
+(init_declarator declarator: [(identifier) (pointer_declarator)] value: (_)) @assign
+
 (initializer_pair
   designator: (field_designator)
   value: [(identifier) (pointer_expression argument: (identifier))]) @init_binding
