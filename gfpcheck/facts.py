@@ -19,7 +19,7 @@ from __future__ import annotations
 import marshal
 from typing import NamedTuple
 
-# -- call sites: (name, kind, line, column, args, base, path, result) ---------
+# -- call sites: (name, kind, line, column, args, base, path, result, constants) --
 CALL_NAME = 0  # called identifier; for FIELD calls the field; "" for OTHER
 CALL_KIND = 1
 CALL_LINE = 2
@@ -28,6 +28,7 @@ CALL_ARGS = 4  # per argument: its text where it may matter (a name, or gfp text
 CALL_BASE = 5  # FIELD: variable the access starts from ("" when not a plain name)
 CALL_PATH = 6  # FIELD: fields between the base and the called field
 CALL_RESULT = 7  # variable the result is assigned to, ""
+CALL_CONSTANTS = 8  # per argument: its text when it is a constant (3, NULL, A | B), else None; () when none is
 CallSite = tuple
 
 DIRECT = 0  # name(...): a function, a macro, a parameter holding a function

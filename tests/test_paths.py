@@ -41,10 +41,11 @@ def test_untracked_variables_learn_nothing() -> None:
     assert pa.learn(parse("(ret)"), True, pa.NOTHING, TRACKED) == pa.NOTHING
 
 
-def test_different_macro_names_are_not_taken_as_different_values() -> None:
+def test_different_names_are_different_values_but_a_name_is_no_number() -> None:
     facts = {"how": (pa.EQ, "MODE_A")}
     assert pa.evaluate(parse("(how == MODE_A)"), facts) is True
-    assert pa.evaluate(parse("(how == MODE_B)"), facts) is None
+    assert pa.evaluate(parse("(how != MODE_B)"), facts) is True
+    assert pa.evaluate(parse("(how == 3)"), facts) is None
     assert pa.evaluate(parse("(how == 3)"), {"how": (pa.EQ, "2")}) is False
 
 

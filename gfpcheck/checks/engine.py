@@ -114,9 +114,11 @@ class Engine:
         mask = contexts.site_states(origin.fid, entry_mask)[origin.index]
         if use is None or (use.fid == origin.fid and use.index == origin.index and not use.hops):
             return mask
+        caller, call = origin.fid, origin.index
         for fid, index in use.hops:
-            mask = contexts.site_states(fid, mask)[index]
-        return contexts.site_states(use.fid, mask)[use.index]
+            mask = contexts.site_states(fid, contexts.entering(caller, call, fid, mask))[index]
+            caller, call = fid, index
+        return contexts.site_states(use.fid, contexts.entering(caller, call, use.fid, mask))[use.index]
 
     def unsafe_uses(self, origin: Origin, entry: int, family: Family) -> tuple[Use | None, Use | None]:
         """The first allocation the origin's mask reaches that is unsafe in the family

@@ -140,6 +140,7 @@ class _Extractor:
         self.rules = rules
         self.results: dict[int, str] = {}  # callee start byte -> variable assigned the result
         self.args_cache: dict[bytes, tuple] = {}
+        self.constants_cache: dict[bytes, tuple] = {}
         self.masked_args: set[int] = set()  # ids of cached argument tuples holding a mask
         self.special = rules.special_names
         self.mask_names = rules.algebra.names
@@ -388,6 +389,18 @@ class _Extractor:
                 self.masked_args.add(id(args))
         return args
 
+    def _constants(self, inner: bytes) -> tuple:
+        """The arguments that are constants, as written (None for the others); () when
+        none is, which most calls share."""
+        found = self.constants_cache.get(inner)
+        if found is None:
+            parts = [" ".join(a.split()) for a in split_arguments(inner.decode("utf-8", "replace"))]
+            found = tuple(a if _CONSTANT_VALUE.fullmatch(a) else None for a in parts)
+            if not any(found):
+                found = ()
+            self.constants_cache[inner] = found
+        return found
+
     def _call(self, callee: Node, args_node: Node) -> tuple:
         src = self.src
         start = callee.start_byte
@@ -395,21 +408,22 @@ class _Extractor:
         line, column = row + 1, col + 1
         inner = src[args_node.start_byte + 1:args_node.end_byte - 1]
         args = self._arguments(inner) if inner else ()
+        constants = self._constants(inner) if inner else ()
         result = self.results.get(start, "")
         kind = callee.type
         if kind == "identifier":
             return (intern(src[start:callee.end_byte].decode("utf-8", "replace")), DIRECT, line, column, args, "",
-                    (), result)
+                    (), result, constants)
         if kind == "field_expression":
             names = _FIELD_PATH.split(text(src, callee))[::2]
             if all(map(str.isidentifier, names[1:])):
                 base = names[0] if names[0].isidentifier() else ""
-                return (names[-1], FIELD, line, column, args, base, tuple(names[1:-1]), result)
+                return (names[-1], FIELD, line, column, args, base, tuple(names[1:-1]), result, constants)
         elif kind == "parenthesized_expression":
             name = text(src, callee)[1:-1].strip().lstrip("*").strip()
             if name.isidentifier():
-                return (name, DIRECT, line, column, args, "", (), result)
-        return ("", OTHER, line, column, args, "", (), result)
+                return (name, DIRECT, line, column, args, "", (), result, constants)
+        return ("", OTHER, line, column, args, "", (), result, constants)
 
     def _statement(self, kind: int, node: Node) -> tuple:
         """A flow event; see facts.flow_events for the layout."""

@@ -46,7 +46,7 @@ def macro_calls(body: str, line: int, column: int) -> tuple[tuple, ...]:
         start = match.start(1)
         newlines = body.count("\n", 0, start)
         col = start - body.rfind("\n", 0, start) if newlines else column + start
-        calls.append((name, DIRECT, line + newlines, col, args, "", (), ""))
+        calls.append((name, DIRECT, line + newlines, col, args, "", (), "", ()))
     return tuple(calls)
 
 

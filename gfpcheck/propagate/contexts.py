@@ -24,7 +24,9 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 
+from ..facts import CALL_CONSTANTS
 from ..link import T_BEGIN, T_END, T_FUNC, T_INDIRECT, T_PARAM, Program, subsystem
+from . import paths as pa
 from . import state as st
 from .effects import Effects
 from .flow import run_flow
@@ -42,6 +44,8 @@ class Contexts:
         self._flows: dict[tuple[int, int], tuple[int, ...]] = {}
         self._edge_cache: dict[int, tuple] = {}
         self._homes: dict[int, str] = {}
+        self._arg_facts: dict[tuple[int, int, int], tuple] = {}
+        self._passes_constants: dict[int, bool] = {}
         self._callbacks_by_caller: dict[int, list] = defaultdict(list)
         for bound in sorted(program.binding_sites):
             for site in program.binding_sites[bound]:
@@ -65,7 +69,7 @@ class Contexts:
         effects = self.effects
         inside = self.inside(fid, entry_mask)
         calls = self.program.calls(fid)
-        if effects.is_plain(fid):
+        if effects.is_plain(fid) and not self._knows(inside):
             return (inside,) * len(calls)
         sites = [0] * len(calls)
         for state in st.members(inside):
@@ -74,7 +78,7 @@ class Contexts:
             if flow is None:
                 flow = run_flow(effects.tree(fid), calls, 1 << state, effects.transfer(fid, summary=False),
                                 effects.failure(fid), tracked=effects.tracked(fid),
-                                on_null=effects.null_handles(fid)).sites
+                                known=effects.space.state(state).facts, on_null=effects.null_handles(fid)).sites
                 self._flows[key] = flow
             for i, mask in enumerate(flow):
                 sites[i] |= mask
@@ -100,6 +104,48 @@ class Contexts:
                         if arg in program.invoked_params.get(callee, ()):
                             out |= self.invocation_states(callee, arg, sites[index], depth + 1)
         return out
+
+    def is_fast(self, fid: int) -> bool:
+        """Whether every callee of the function is entered in its own states, with
+        no facts about their parameters: only plain calls, none passing a constant."""
+        return self.fast[fid] and not self._constants_passed(fid)
+
+    def _constants_passed(self, fid: int) -> bool:
+        found = self._passes_constants.get(fid)
+        if found is None:
+            found = self._passes_constants[fid] = any(call[CALL_CONSTANTS] for call in self.program.calls(fid))
+        return found
+
+    def _knows(self, mask: int) -> bool:
+        """Whether a state of the mask carries facts about the function's parameters."""
+        return mask != self.strip(mask)
+
+    def strip(self, mask: int) -> int:
+        """The states without facts about the parameters of the function they were in."""
+        return self.effects.space.with_facts(mask, ())
+
+    def entering(self, caller: int, index: int, callee: int, mask: int) -> int:
+        """The states `callee` is entered in by call `index` of `caller`: those at the
+        call, with what its constant arguments say of the parameters the callee tests."""
+        if mask == 1:  # only the clean state, which carries no facts
+            return mask
+        key = (caller, index, callee)
+        facts = self._arg_facts.get(key)
+        if facts is None:
+            facts = ()
+            constants = self.program.calls(caller)[index][CALL_CONSTANTS]
+            tested = self.effects.tested_params(callee) if constants else ()
+            if tested:
+                params = self.program.functions[callee].params
+                known = []
+                for position, text in enumerate(constants[:len(params)]):
+                    name = params[position][0]
+                    value = pa.constant(text) if text and name in tested else None
+                    if value is not None:
+                        known.append((name, pa.EQ, value))
+                facts = tuple(sorted(known))
+            self._arg_facts[key] = facts
+        return self.effects.space.with_facts(mask, facts)
 
     def _edges(self, fid: int) -> tuple[tuple, tuple, tuple]:
         """The static calls out of a detailed function: (direct, indirect carrying
@@ -134,8 +180,11 @@ class Contexts:
         across_ops = space.across_ops
         home = self._home
         callbacks = self._callbacks_by_caller.get(fid, ())
-        if self.effects.is_plain(fid):
-            mask = self.inside(fid, entry_mask)
+        strip = self.strip
+        inside = self.inside(fid, entry_mask)
+        if self.effects.is_plain(fid) and (inside == clean or fid not in program.detailed
+                                           and not self._constants_passed(fid)):
+            mask = strip(inside)
             if not mask:
                 return
             if fid not in program.detailed:
@@ -163,19 +212,19 @@ class Contexts:
             kind = target.kind
             if kind == T_FUNC or kind == T_BEGIN or kind == T_END:
                 for callee in target.ids:
-                    yield callee, mask, index, None
+                    yield callee, self.entering(fid, index, callee, mask), index, None
             elif kind == T_INDIRECT:
                 if target.carries:
-                    entered = across_ops(mask)
+                    entered = strip(across_ops(mask))
                     for callee in target.ids:
                         yield callee, entered, index, None
                 else:
                     for callee in target.ids:
-                        yield callee, clean if mask == clean else space.homed(mask, home(callee)), index, None
+                        yield callee, clean if mask == clean else strip(space.homed(mask, home(callee))), index, None
         for site in callbacks:
             mask = sites[site.call]
             if mask:
-                yield (site.function, across_ops(self.invocation_states(site.callee, site.arg, mask)),
+                yield (site.function, strip(across_ops(self.invocation_states(site.callee, site.arg, mask))),
                        site.call, site)
 
     def _home(self, fid: int) -> str:
@@ -204,7 +253,8 @@ class Contexts:
         callees_of = program.callees
         plain = [effects.is_plain(fid) for fid in range(count)]
         # only plain calls: every callee is entered in the caller's own states
-        self.fast = fast = [plain[fid] and fid not in detailed and fid not in callbacks for fid in range(count)]
+        self.fast = [plain[fid] and fid not in detailed and fid not in callbacks for fid in range(count)]
+        fast = self.is_fast
         # a clean caller enters every callee clean, whatever the kind of call
         clean_through = [plain[fid] and fid not in handles and fid not in callbacks for fid in range(count)]
         clean = bytearray(count)
@@ -252,8 +302,8 @@ class Contexts:
                 if queue:
                     fid = by_rank[heapq.heappop(queue)]
                     mask = pending.pop(fid)
-                    if fast[fid]:
-                        inside = self.inside(fid, mask) if fid in handles else mask
+                    if fast(fid):
+                        inside = self.strip(self.inside(fid, mask) if fid in handles else mask)
                         for callee in callees_of[fid]:
                             push(callee, inside)
                         continue

@@ -57,6 +57,7 @@ class Effects:
         self._neutral = space.make({f: 1 for f in space.families}, {k: 1 for k in space.scope_kinds})
         self._trees: dict[int, tuple] = {}
         self._tracked: dict[int, frozenset[str]] = {}
+        self._tested_params: dict[int, frozenset[str]] = {}
         self.summaries: dict[int, st.Effect] = {}
         self._compute_summaries()
         self.implied = self._implied_scopes()
@@ -95,9 +96,20 @@ class Effects:
         family = self.space.family_index[self.rules.handle_family.get(handle[1], "fs")]
         return dict.fromkeys(sorted(names), lambda mask: self.space.released(mask, family))
 
+    def tested_params(self, fid: int) -> frozenset[str]:
+        """The parameters of the function that its `if` conditions test."""
+        found = self._tested_params.get(fid)
+        if found is None:
+            function = self.program.functions[fid]
+            found = frozenset()
+            if function.flow and function.params:
+                found = frozenset(p[0] for p in function.params if p[0]) & self._tested(self.tree(fid))
+            self._tested_params[fid] = found
+        return found
+
     @staticmethod
     def _tested(tree: tuple) -> set[str]:
-        """The variables the function's `if` conditions test."""
+        """The variables the function's `if` conditions and switches test."""
         out: set[str] = set()
         stack = [tree]
         while stack:
@@ -105,7 +117,11 @@ class Effects:
                 if item[0] == F_IF:
                     out |= variables(item[5])
                     stack.extend((item[1], item[2]))
-                elif item[0] in (F_LOOP, F_SWITCH):
+                elif item[0] == F_SWITCH:
+                    if item[2]:
+                        out.add(item[2])
+                    stack.append(item[1])
+                elif item[0] == F_LOOP:
                     stack.append(item[1])
         return out
 

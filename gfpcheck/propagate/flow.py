@@ -61,8 +61,8 @@ def run_flow(tree: tuple, calls: tuple, entry: int, transfer: Transfer, failure:
     variables, starting from `known`; where it learns that a variable of
     `on_null` is NULL, that function is applied to its states (a handle
     parameter that is NULL holds no handle)."""
-    run = _Run(calls, transfer, failure, mark_failed if mark_failures else None, tracked | frozenset(on_null or ()),
-               on_null or {})
+    tracked = tracked | frozenset(on_null or ()) | frozenset(fact[0] for fact in known)
+    run = _Run(calls, transfer, failure, mark_failed if mark_failures else None, tracked, on_null or {})
     end = _states(run.block(tree, {known: entry} if entry else {}))
     return FlowResult(tuple(run.sites), run.exits | end, _final(run, end, void), run.returns, end)
 

@@ -10,8 +10,9 @@ runs with `trans` NULL.
 Facts are kept only for plain variables (no field accesses, nothing behind a
 pointer) and only for those the flow tracks; any write the extraction saw
 (`x = f()`, `x++`, `&x` handed to a call) forgets them.  Constants are compared
-by their text: two different macro names may have the same value, so they are
-never taken as different; numbers and NULL are.
+by their text: two different names are taken as different values (as the
+enumerators of one enum, or the macros a switch's cases name, are); a name is
+never compared with a number, and a flag test reads only an or of names.
 """
 
 from __future__ import annotations
@@ -126,9 +127,11 @@ def _test(fact: tuple[str, str] | None, op: str, value: str) -> bool | None:
         return True if known == "0" else None
     if op == EQ or op == NE:
         if relation == EQ:
+            # Different names are taken as different values, as enumerators and the
+            # macros a switch's cases name are; a name against a number is unknown.
             if known == value:
                 same = True
-            elif _numeric(known) and _numeric(value):
+            elif _numeric(known) == _numeric(value):
                 same = False
             else:
                 return None

@@ -36,6 +36,11 @@ class State(NamedTuple):
     # Set only while a summary is measured: the path went through the failure
     # branch of a call that takes a handle or opens a scope.
     failed: bool = False
+    # What the call that entered the function says of its parameters, as
+    # paths.Env facts (`flags == LOOKUP_FOLLOW`, `outbound == 0`): set only on
+    # states that hold, scope or believe something, for parameters the callee's
+    # conditions test, from constants its caller passed.
+    facts: tuple = ()
 
 
 class Effect(NamedTuple):
@@ -96,6 +101,7 @@ class StateSpace:
         self._applied: dict[tuple, int] = {}
         self._homed: dict[tuple[int, str], int] = {}
         self._homeless: list[int] = []
+        self._with_facts: dict[tuple[int, tuple], int] = {}
         self._flagged: dict[object, list[int]] = {}  # predicate -> [ids checked so far, bitmask of those that pass]
 
     # -- ids -------------------------------------------------------------------
@@ -177,7 +183,8 @@ class StateSpace:
                         held = tuple(0 if f in covered else d for f, d in enumerate(held))
                         if not self._crossing(held):
                             home = ""
-                out |= 1 << self.id(State(held, tuple(min(d, 1) for d in state.scopes), state.belief, home))
+                out |= 1 << self.id(State(held, tuple(min(d, 1) for d in state.scopes), state.belief, home,
+                                           False, state.facts))
             self._normal[mask] = out
         return out
 
@@ -198,6 +205,24 @@ class StateSpace:
                     state = state._replace(held=held, home=state.home if self._crossing(held) else "")
                 out |= 1 << self.id(state)
             self._unbelieved[mask] = out
+        return out
+
+    def with_facts(self, mask: int, facts: tuple) -> int:
+        """The states with `facts` about the parameters of the function they enter
+        (State.facts), in place of any they had; the clean state stays clean."""
+        key = (mask, facts)
+        out = self._with_facts.get(key)
+        if out is None:
+            out = 0
+            for sid in members(mask):
+                state = self.states[sid]
+                if state.facts != facts and (facts == () or any(state.held) or any(state.scopes)
+                                             or any(state.belief)):
+                    sid = self.id(state._replace(facts=facts))
+                out |= 1 << sid
+            if len(self._with_facts) > 1 << 16:
+                self._with_facts.clear()
+            self._with_facts[key] = out
         return out
 
     def released(self, mask: int, family: int) -> int:
@@ -231,7 +256,7 @@ class StateSpace:
             home = ""
         elif not home and effect.home:
             home = effect.home
-        return self.id(State(held, scopes, belief, home, state.failed))
+        return self.id(State(held, scopes, belief, home, state.failed, state.facts))
 
     def homed(self, mask: int, home: str) -> int:
         """The states a call through an ops table with many implementations enters one

@@ -274,7 +274,7 @@ class Witness:
         space = self.space
         contexts = self.contexts
         reached = contexts.reached
-        fast = contexts.fast
+        fast = contexts.is_fast
         normal = space.entry_normal  # states as the callee is entered in them
         targets_of = self.program.targets
         callees_of = self.program.callees
@@ -346,11 +346,12 @@ class Witness:
             if here in expanded:
                 continue
             expanded.add(here)
-            if fast[caller]:
+            if fast(caller):
                 # plain calls only: every callee is entered in the caller's one inside state
                 # (the caller's own when its entry changes nothing: states are kept normal)
                 entered = (normal(contexts.inside(caller, 1 << state)).bit_length() - 1
                            if caller in changes_on_entry else state)
+                entered = contexts.strip(1 << entered).bit_length() - 1  # callees learn nothing of its parameters
                 if flag(entered):
                     link = Link(caller, state, None, None)
                     plain = homeless(entered)
