@@ -16,8 +16,27 @@ class ChainStep:
     note: str
 
 
+@dataclass(frozen=True, order=True)
+class Covered:
+    """An allocation a finding reported at its fix site stands for: where the
+    mask is written, in which function, by which allocator, with which mask."""
+
+    file: str
+    line: int
+    function: str
+    allocator: str
+    gfp: str
+
+
 @dataclass(frozen=True)
 class Finding:
+    """One report.  Most are at the allocation (or the mask) they concern; one
+    whose context was taken in another subsystem is reported at its fix site,
+    the last call its chain makes inside that subsystem, and stands for every
+    allocation reached through that call from the same source: `covers` lists
+    them all, its own included, sorted.  `covers` is empty for a finding
+    reported where it goes wrong."""
+
     rule: str
     severity: str  # "error" | "warning" | "note"
     file: str  # relative to the scanned root, "/" separators
@@ -30,6 +49,7 @@ class Finding:
     chain: tuple[ChainStep, ...]  # from the context's source to the allocation
     confidence: str  # "high" | "medium" | "low"
     fingerprint: str = ""  # stable across unrelated edits: no line numbers in it
+    covers: tuple[Covered, ...] = ()  # at a fix site: the allocations it stands for
 
     def sort_key(self) -> tuple:
         return (self.file, self.line, self.column, self.rule, self.gfp, self.message)
@@ -40,7 +60,8 @@ class Finding:
     @classmethod
     def from_dict(cls, data: dict) -> Finding:
         chain = tuple(ChainStep(**step) for step in data["chain"])
-        return cls(**{**data, "chain": chain})
+        covers = tuple(Covered(**covered) for covered in data["covers"])
+        return cls(**{**data, "chain": chain, "covers": covers})
 
 
 @dataclass(frozen=True)
