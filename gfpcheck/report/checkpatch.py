@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from ..checks import BY_ID
 from ..findings import Finding
+from .text import covers_note
 
 PRE_EXISTING = " [pre-existing: its chain runs through a changed line]"
 
@@ -42,6 +43,9 @@ def render(findings: list[tuple[Finding, bool]], source_line: Callable[[str, int
             out.append(("+" if text[1] else " ") + text[0])
         for step in finding.chain:
             out.append(f"  {step.file}:{step.line}: {step.function}: {step.note}")
+        covered = covers_note(finding)
+        if covered is not None:
+            out.append(f"  {covered[0]}: {covered[1]}")
         out.append("")
     if summary:
         counts = {level: sum(1 for f, _ in findings if f.severity == level) for level in ("error", "warning", "note")}

@@ -1,7 +1,8 @@
 """SARIF 2.1.0 for GitHub code scanning and SARIF viewers: one run, every
 check as a rule, each finding as a result whose code flow is its evidence
-chain.  Paths are relative to SRCROOT, the scanned root; keys are sorted
-so the same findings give the same bytes."""
+chain.  A finding reported at its fix site lists the allocations it covers
+as `relatedLocations`.  Paths are relative to SRCROOT, the scanned root; keys
+are sorted so the same findings give the same bytes."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..checks import CHECKS, Check
-from ..findings import ChainStep, Finding
+from ..findings import ChainStep, Covered, Finding
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/gfpcheck/gfpcheck"
-# partialFingerprints key: rule, function, allocator, mask and chain; no line, no file name (v1 named the file)
+# partialFingerprints key: rule, function, allocator, mask and chain (for a finding at its fix site: the
+# functions of the fix site and the source); no line, no file name (v1 named the file)
 FINGERPRINT = "gfpcheck/v2"
 _RANK = {"high": 90.0, "medium": 60.0, "low": 30.0}  # SARIF rank by the strength of the evidence
 
@@ -58,13 +60,27 @@ def _step(step: ChainStep) -> dict:
     return {"location": _location(step.file, step.line, step.column, 1, f"{step.function}: {step.note}")}
 
 
+def _related(number: int, covered: Covered) -> dict:
+    """A covered allocation as a SARIF related location; its line is known, not its column."""
+    return {
+        "id": number,
+        "physicalLocation": {
+            "artifactLocation": {"uri": relative_uri(covered.file), "uriBaseId": "SRCROOT"},
+            "region": {"startLine": covered.line},
+        },
+        "message": {"text": f"{covered.allocator}() with {covered.gfp} in {covered.function}()"},
+    }
+
+
 def result(finding: Finding, rule_index: dict[str, int], baseline_state: str | None = None) -> dict:
+    # the allocator's name is under the location at an allocation, not at a fix site
+    width = 1 if finding.covers else max(1, len(finding.allocator))
     out: dict = {
         "ruleId": finding.rule,
         "ruleIndex": rule_index[finding.rule],
         "level": finding.severity,
         "message": {"text": finding.message},
-        "locations": [_location(finding.file, finding.line, finding.column, max(1, len(finding.allocator)))],
+        "locations": [_location(finding.file, finding.line, finding.column, width)],
         "partialFingerprints": {FINGERPRINT: finding.fingerprint},
         "rank": _RANK.get(finding.confidence, 50.0),
         "properties": {"function": finding.function, "allocator": finding.allocator, "gfp": finding.gfp,
@@ -75,6 +91,8 @@ def result(finding: Finding, rule_index: dict[str, int], baseline_state: str | N
             "message": {"text": f"How {finding.function}() is reached in this context"},
             "threadFlows": [{"locations": [_step(step) for step in finding.chain]}],
         }]
+    if finding.covers:
+        out["relatedLocations"] = [_related(number, covered) for number, covered in enumerate(finding.covers, 1)]
     if baseline_state is not None:
         out["baselineState"] = baseline_state
     return out

@@ -1,6 +1,8 @@
 """Compiler-style text: `path:line:col: severity: message [rule]`, then each
 step of the chain as `path:line:col: note: ...`, the form vim's and Emacs's
-compile modes read, so the whole chain lands in the quickfix list."""
+compile modes read, so the whole chain lands in the quickfix list.  A finding
+reported at its fix site ends with the first allocation it covers and how many
+more (JSON and SARIF list them all)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,21 @@ def render(findings: list[Finding] | tuple[Finding, ...], stats: Stats | None = 
                      f"{finding.message} [{finding.rule}]")
         for step in finding.chain:
             lines.append(f"{step.file}:{step.line}:{step.column}: note: {step.function}: {step.note}")
+        covered = covers_note(finding)
+        if covered is not None:
+            lines.append(f"{covered[0]}: note: {covered[1]}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def covers_note(finding: Finding) -> tuple[str, str] | None:
+    """(`path:line` of the first allocation a finding at its fix site covers, what
+    it says: `function: covers kmalloc() with GFP_KERNEL … and 2 more`), or None
+    for a finding reported where it goes wrong."""
+    if not finding.covers:
+        return None
+    first, more = finding.covers[0], len(finding.covers) - 1
+    tail = f" … and {more} more" if more else ""
+    return f"{first.file}:{first.line}", f"{first.function}: covers {first.allocator}() with {first.gfp}{tail}"
 
 
 def summary(findings, stats: Stats) -> str:
