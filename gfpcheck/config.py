@@ -23,8 +23,9 @@ from .findings import Finding
 
 CONFIG_NAME = ".gfpcheck.toml"
 # Version 2: fingerprints no longer name the file, so a finding survives a rename.
-BASELINE_FORMAT = "gfpcheck-baseline/2"
-OLD_BASELINE_FORMATS = ("gfpcheck-baseline/1",)
+# Version 3: a finding reported at its fix site is fingerprinted by that and its source.
+BASELINE_FORMAT = "gfpcheck-baseline/3"
+OLD_BASELINE_FORMATS = ("gfpcheck-baseline/1", "gfpcheck-baseline/2")
 SEVERITIES = ("error", "warning", "note")
 
 

@@ -363,12 +363,18 @@ def fingerprint(findings: list[Finding]) -> list[Finding]:
     """Give each finding an id that survives unrelated edits and renames: rule,
     function, allocator, mask and the chain's functions, numbered among identical
     ones; no line number and no file name, so moving code or renaming a file
-    (`git mv`) does not make its findings new."""
+    (`git mv`) does not make its findings new.  A finding at its fix site is
+    named by the functions of that site and of its context's source alone: the
+    allocations it covers, and so its representative chain, may change while
+    the fix stays where it is."""
     seen: Counter[str] = Counter()
     out = []
     for finding in findings:
-        chain = ">".join(step.function for step in finding.chain)
-        key = "|".join((finding.rule, finding.function, finding.allocator, finding.gfp, chain))
+        if finding.covers:
+            key = "|".join((finding.rule, "fix site", finding.function, finding.chain[0].function))
+        else:
+            chain = ">".join(step.function for step in finding.chain)
+            key = "|".join((finding.rule, finding.function, finding.allocator, finding.gfp, chain))
         seen[key] += 1
         digest = hashlib.sha256(f"{key}|{seen[key]}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
         out.append(replace(finding, fingerprint=digest))

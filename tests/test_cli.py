@@ -24,13 +24,16 @@ def test_text_output_is_compiler_style_with_chain():
     run = gfpcheck("scan", str(SEED))
     assert run.returncode == 1
     lines = run.stdout.splitlines()
-    # Every line is one a compile mode reads: the finding, then its chain as notes.
-    assert all(re.fullmatch(r"[\w./-]+:\d+:\d+: (error|warning|note): .+", line) for line in lines)
+    # Every line is one a compile mode reads: the finding, then its chain as notes,
+    # then for a finding at its fix site the first allocation it covers (a line, no column).
+    assert all(re.fullmatch(r"[\w./-]+:\d+(:\d+)?: (error|warning|note): .+", line) for line in lines)
     heads = [line for line in lines if re.search(r" \[[a-z-]+\]$", line)]
     assert heads and all(": note: " not in h or h.endswith(("[nofs-redundant]", "[nofs-needless]")) for h in heads)
-    assert any(h.startswith("security/integrity/evm/evm_crypto.c:55:9: error:") for h in heads)
+    # evm's two allocations under btrfs's handle: one report, at btrfs's call into the LSM
+    assert any(h.startswith("fs/btrfs/xattr.c:50:9: error:") for h in heads)
     steps = [line for line in lines if line not in heads]
-    assert steps and all(re.fullmatch(r"[\w./-]+:\d+:\d+: note: \w+: .+", s) for s in steps)
+    assert steps and all(re.fullmatch(r"[\w./-]+:\d+:\d+: note: \w+: .+", s) for s in steps if " covers " not in s)
+    assert "security/integrity/evm/evm_crypto.c:34: note: init_desc: covers crypto_alloc_shash()" in run.stdout
     assert "evm_init_hmac: calls init_desc()" in run.stdout
     assert run.stderr.startswith("gfpcheck: ") and "nofs-recursion" in run.stderr
 
@@ -39,12 +42,14 @@ def test_json_output_carries_findings_chains_and_stats():
     run = gfpcheck("scan", "--format", "json", str(SEED))
     assert run.returncode == 1
     document = json.loads(run.stdout)
-    finding = next(f for f in document["findings"] if f["function"] == "init_desc" and f["allocator"] == "kmalloc")
-    for key in ("rule", "severity", "file", "line", "column", "function", "allocator", "gfp", "message", "chain"):
+    finding = next(f for f in document["findings"] if f["function"] == "btrfs_initxattrs")
+    for key in ("rule", "severity", "file", "line", "column", "function", "allocator", "gfp", "message", "chain",
+                "covers"):
         assert key in finding
-    assert finding["rule"] == "nofs-recursion" and finding["gfp"] == "GFP_KERNEL"
-    assert finding["file"] == "security/integrity/evm/evm_crypto.c"
-    assert [s["function"] for s in finding["chain"]][-3:] == ["evm_inode_init_security", "evm_init_hmac", "init_desc"]
+    assert finding["rule"] == "nofs-recursion" and finding["gfp"] == "GFP_KERNEL" and finding["covers"] == []
+    assert finding["file"] == "fs/btrfs/xattr.c" and finding["allocator"] == "kmalloc"
+    grouped = next(f for f in document["findings"] if f["covers"])
+    assert [s["function"] for s in grouped["chain"]][-3:] == ["evm_inode_init_security", "evm_init_hmac", "init_desc"]
     assert all(set(step) >= {"function", "file", "line", "note"} for step in finding["chain"])
     stats = document["stats"]
     for key in ("files", "functions", "call_edges", "indirect_resolved", "files_with_parse_errors"):

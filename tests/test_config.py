@@ -28,7 +28,7 @@ def test_baseline_hides_recorded_findings_and_counts_them(tmp_path, tree):
     every, _ = findings(tree, "--write-baseline", str(baseline))
     assert every
     recorded = json.loads(baseline.read_text())
-    assert recorded["format"] == "gfpcheck-baseline/2"
+    assert recorded["format"] == "gfpcheck-baseline/3"
     assert sorted(e["fingerprint"] for e in recorded["findings"]) == sorted(f["fingerprint"] for f in every)
     hidden, run = findings(tree, "--baseline", str(baseline))
     assert hidden == [] and run.returncode == 0

@@ -32,20 +32,19 @@ def test_driver_declares_every_rule_with_descriptions_and_help():
 
 def test_results_carry_location_fingerprint_and_chain():
     run = sarif(str(SEED))["runs"][0]
-    result = next(r for r in run["results"]
-                  if r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("evm_crypto.c")
-                  and r["properties"]["allocator"] == "kmalloc")
+    result = next(r for r in run["results"] if r["properties"]["function"] == "btrfs_initxattrs")
     assert result["ruleId"] == "nofs-recursion" and result["level"] == "error"
     assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == "nofs-recursion"
     physical = result["locations"][0]["physicalLocation"]
-    assert physical["artifactLocation"] == {"uri": "security/integrity/evm/evm_crypto.c", "uriBaseId": "SRCROOT"}
-    assert physical["region"] == {"startLine": 55, "startColumn": 9, "endLine": 55, "endColumn": 16}
+    assert physical["artifactLocation"] == {"uri": "fs/btrfs/xattr.c", "uriBaseId": "SRCROOT"}
+    assert physical["region"] == {"startLine": 29, "startColumn": 10, "endLine": 29, "endColumn": 17}
     (fingerprint,) = result["partialFingerprints"].values()
     assert len(fingerprint) == 32
     steps = result["codeFlows"][0]["threadFlows"][0]["locations"]
     texts = [s["location"]["message"]["text"] for s in steps]
     assert "takes a transaction handle" in texts[0]
-    assert texts[-2] == "evm_init_hmac: calls init_desc()"
+    assert texts[-2] == "security_inode_init_security: calls 'initxattrs', bound to btrfs_initxattrs by that caller"
+    assert "relatedLocations" not in result  # reported at its allocation: it covers nothing else
     assert all(s["location"]["physicalLocation"]["artifactLocation"]["uriBaseId"] == "SRCROOT" for s in steps)
 
 
@@ -55,8 +54,8 @@ def test_fingerprints_survive_line_shifts(tmp_path):
     tree = tmp_path / "seed"
     shutil.copytree(SEED, tree)
     before = sarif("--no-cache", str(tree))["runs"][0]["results"]
-    crypto = tree / "security/integrity/evm/evm_crypto.c"
-    crypto.write_text("/* moved down */\n\n\n" + crypto.read_text())
+    xattr = tree / "fs/btrfs/xattr.c"  # both reported places: an allocation, and a fix site
+    xattr.write_text("/* moved down */\n\n\n" + xattr.read_text())
     after = sarif("--no-cache", str(tree))["runs"][0]["results"]
 
     def prints(results):

@@ -21,6 +21,7 @@ from ..propagate.witness import BELIEF, CLEAN, HELD, SCOPE, Context, Witness
 from .catalog import SEVERITY_ORDER, Check
 from .engine import Analysis, Engine, Verdict
 from .evidence import Evidence
+from .grouping import Reported, at_fix_sites
 
 
 def _registered() -> tuple[ModuleType, ...]:
@@ -35,6 +36,7 @@ def _registered() -> tuple[ModuleType, ...]:
 
 MODULES = _registered()
 SEARCHED = (HELD, BELIEF, SCOPE)  # contexts whose chain the witness searches across functions
+TAKEN = (HELD, BELIEF)  # contexts code on the chain takes: fixed where that code calls out, not at each allocation
 
 CHECKS: tuple[Check, ...] = tuple(check for module in MODULES for check in module.CHECKS)
 BY_ID = {check.id: check for check in CHECKS}
@@ -48,11 +50,12 @@ def lookup(name: str) -> Check | None:
 
 
 def run_checks(analysis: Analysis) -> list[Finding]:
-    """Every registered check's findings, one per rule and reported call, sorted by place."""
-    return sorted(_findings(analysis), key=Finding.sort_key)
+    """Every registered check's findings, one per rule and reported call, those that
+    share a root cause reported once at its fix site, sorted by place."""
+    return sorted(at_fix_sites(_findings(analysis)), key=Finding.sort_key)
 
 
-def _findings(analysis: Analysis) -> Iterator[Finding]:
+def _findings(analysis: Analysis) -> Iterator[Reported]:
     """Decide every verdict first, then let the witness search only the part of the
     program that leads to them, then attach each finding's chain."""
     engine = Engine(analysis)
@@ -88,4 +91,4 @@ def _findings(analysis: Analysis) -> Iterator[Finding]:
         chains[number] = witness.find(verdict.origin.fid, lambda s, v=verdict: engine.accepts(v, s), verdict.context,
                                       exact=True)
     for verdict, chain in zip(verdicts, chains, strict=True):
-        yield evidence.finding(verdict, chain)
+        yield Reported(evidence.finding(verdict, chain), verdict.at is None and verdict.context.what in TAKEN)

@@ -3,8 +3,9 @@
 Two scans of one tree — the base and the head, each the tree on disk with
 some files laid over it in memory — and a comparison: a head finding whose
 fingerprint the base lacks is new; one the base has too is reported only
-when its chain runs through a changed line.  The fact cache makes the
-second scan cheap: only the files the change touches are extracted again.
+when its chain, or an allocation it covers, runs through a changed line.
+The fact cache makes the second scan cheap: only the files the change
+touches are extracted again.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def compare(base: tuple[Finding, ...], head: tuple[Finding, ...],
     new = tuple(f for f in head if f.fingerprint not in known)
 
     def touches(finding: Finding) -> bool:
-        places = [(finding.file, finding.line)] + [(s.file, s.line) for s in finding.chain]
+        places = [(finding.file, finding.line)] + [(s.file, s.line) for s in finding.chain] \
+            + [(c.file, c.line) for c in finding.covers]
         return any(line in changed.get(path, ()) for path, line in places)
 
     through = tuple(f for f in head if f.fingerprint in known and touches(f))

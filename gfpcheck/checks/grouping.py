@@ -1,0 +1,112 @@
+"""One report per root cause, at its fix site.
+
+A context taken in one subsystem (a btrfs transaction handle, a frozen
+queue, a GFP_NOFS mask) often reaches many allocations far from it, in lib/,
+mm/ or another subsystem: each is a finding at its allocation, yet all of
+them are fixed by one change where the subsystem that took the context calls
+out (a memalloc_nofs scope around that call, or a NOFS mask passed to it).
+
+This stage takes the checks' findings and reports those at their fix site:
+the last step of the chain inside the subsystem of the chain's first step
+(fs/btrfs for fs/btrfs/volumes.c).  Findings of one rule with the same source
+and the same fix site become one, which keeps the evidence of the member with
+the shortest chain and lists every allocation it stands for in `covers`.  A
+finding whose allocation lies inside that subsystem is its own fix site and
+stays as it is, with `covers` empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import NamedTuple
+
+from ..findings import ChainStep, Covered, Finding
+from ..link import subsystem
+from .catalog import SEVERITY_ORDER
+from .evidence import CONFIDENCE_ORDER
+
+
+class Reported(NamedTuple):
+    """A finding as a check made it, and whether its context was taken by code on
+    its chain (a handle, a frozen queue, a mask believed), so that changing the
+    caller fixes it.  A scope found open or a clean entry says something about the
+    allocation's own mask: such a finding stays at the allocation."""
+
+    finding: Finding
+    taken: bool
+
+
+class _Key(NamedTuple):
+    rule: str
+    source: tuple[str, str, int]  # function, file, line
+    fix: tuple[str, str, int]
+
+
+def at_fix_sites(reported: Iterable[Reported]) -> list[Finding]:
+    """The findings with each group that shares a rule, a source and a fix site
+    outside its allocation made one finding at that fix site; in input order,
+    a group where its first member was."""
+    out: list[Finding | _Key] = []
+    groups: dict[_Key, list[tuple[Finding, int]]] = {}
+    for finding, taken in reported:
+        fix = fix_site(finding) if taken else None
+        if fix is None:
+            out.append(finding)
+            continue
+        source, step = finding.chain[0], finding.chain[fix]
+        key = _Key(finding.rule, _place(source), _place(step))
+        if key not in groups:
+            groups[key] = []
+            out.append(key)
+        groups[key].append((finding, fix))
+    return [_merged(groups[item]) if isinstance(item, _Key) else item for item in out]
+
+
+def fix_site(finding: Finding) -> int | None:
+    """The index of the chain step where the finding is fixed, when that is not
+    where it is reported: the last step inside the subsystem of the chain's
+    source, above the reported step.  None when the finding is reported at or
+    above that step already (an allocation inside the subsystem, a mask at the
+    source itself)."""
+    chain = finding.chain
+    if len(chain) < 2:
+        return None
+    home = subsystem(chain[0].file)
+    fix = max(i for i, step in enumerate(chain) if subsystem(step.file) == home)
+    at = (finding.function, finding.file, finding.line, finding.column)
+    reported = next((i for i in range(len(chain) - 1, -1, -1)
+                     if (chain[i].function, chain[i].file, chain[i].line, chain[i].column) == at), None)
+    if reported is None or reported <= fix:
+        return None
+    return fix
+
+
+def _merged(members: list[tuple[Finding, int]]) -> Finding:
+    """One finding at the group's fix site, with the evidence of its member with
+    the shortest chain (ties by place), the strongest severity and confidence of
+    any, and every member's allocation in `covers`."""
+    representative, fix = min(members, key=lambda m: (len(m[0].chain), m[0].sort_key()))
+    findings = [finding for finding, _ in members]
+    covers = tuple(sorted({_covered(finding) for finding in findings}))
+    step: ChainStep = representative.chain[fix]
+    callee = representative.chain[fix + 1].function
+    if len(covers) > 1:
+        reach = f"this call to {callee}() reaches {len(covers)} such allocations"
+    else:
+        reach = f"this call to {callee}() reaches it in {representative.function}()"
+    return replace(
+        representative, file=step.file, line=step.line, column=step.column, function=step.function,
+        message=f"{representative.message}; {reach}",
+        severity=max((f.severity for f in findings), key=SEVERITY_ORDER.__getitem__),
+        confidence=max((f.confidence for f in findings), key=CONFIDENCE_ORDER.__getitem__),
+        covers=covers,
+    )
+
+
+def _covered(finding: Finding) -> Covered:
+    return Covered(finding.file, finding.line, finding.function, finding.allocator, finding.gfp)
+
+
+def _place(step: ChainStep) -> tuple[str, str, int]:
+    return step.function, step.file, step.line
