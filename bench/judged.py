@@ -51,10 +51,15 @@ def reported(tree: Path, cache: Path, kconfig: Path | None) -> list[dict]:
 
 
 def still_reported(entry: dict, findings: list[dict]) -> bool:
+    """Whether a finding of the entry's rule is at its place, or, reported at a fix
+    site, covers the allocation there."""
     for f in findings:
-        if f["rule"] == entry["rule"] and f["file"] == entry["file"] and (
-                f["function"] == entry.get("function") or f["line"] == entry["line"]):
-            return True
+        if f["rule"] != entry["rule"]:
+            continue
+        for place in (f, *f.get("covers", ())):
+            if place["file"] == entry["file"] and (
+                    place["function"] == entry.get("function") or place["line"] == entry["line"]):
+                return True
     return False
 
 

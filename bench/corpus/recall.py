@@ -9,7 +9,8 @@ For every case of bench/corpus/cases.yaml it says whether the 6.1 site is
 flagged by the expected rule and whether the fixed 6.12 site is quiet.  A
 finding of the expected rule touches a site when
 
-  site      its file and line are the site's, or
+  site      its file and line are the site's, or it is reported at a fix
+            site and covers an allocation at the site's file:line, or
   chain     one step of its chain is at the site's file:line, or
   function  it is reported in the case's function of the same file (a
             finding reported at a caller of the site).
@@ -103,6 +104,8 @@ def touches(finding: dict, path: str, line: int, function: str) -> str | None:
     """How a finding touches a site: 'site', 'chain', 'function' or None."""
     if finding.get("file") == path and finding.get("line") == line:
         return "site"
+    if any(c.get("file") == path and c.get("line") == line for c in finding.get("covers") or ()):
+        return "site"  # reported once at its fix site, for this allocation among others
     for step in finding.get("chain") or ():
         if step.get("file") == path and step.get("line") == line:
             return "chain"
@@ -128,7 +131,8 @@ def judge(case: dict, version: str, findings: list[dict]) -> dict:
         notes.append(f"other rules touch the site: {', '.join(others)}")
     alloc = split_loc(case.get("alloc_6_1" if version == "6.1" else "alloc_6_12"))
     if alloc and not how:
-        at_alloc = sorted({f["rule"] for f in findings if (f.get("file"), f.get("line")) == alloc})
+        at_alloc = sorted({f["rule"] for f in findings
+                           if alloc in {(p.get("file"), p.get("line")) for p in (f, *(f.get("covers") or ()))}})
         if at_alloc:
             notes.append(f"alloc {alloc[0]}:{alloc[1]} flagged ({', '.join(at_alloc)}) via another chain")
     return {"how": how, "notes": notes}
