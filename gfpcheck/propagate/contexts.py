@@ -111,9 +111,19 @@ class Contexts:
         return self.fast[fid] and not self._constants_passed(fid)
 
     def _constants_passed(self, fid: int) -> bool:
+        """Whether a call of the function passes a constant for a parameter its
+        callee's conditions test."""
         found = self._passes_constants.get(fid)
         if found is None:
-            found = self._passes_constants[fid] = any(call[CALL_CONSTANTS] for call in self.program.calls(fid))
+            program = self.program
+            found = False
+            for index, call in enumerate(program.calls(fid)):
+                constants = call[CALL_CONSTANTS]
+                if constants and any(self._arg_facts_of(fid, index, callee)
+                                     for callee in program.targets(fid)[index].ids):
+                    found = True
+                    break
+            self._passes_constants[fid] = found
         return found
 
     def _knows(self, mask: int) -> bool:
@@ -129,6 +139,10 @@ class Contexts:
         call, with what its constant arguments say of the parameters the callee tests."""
         if mask == 1:  # only the clean state, which carries no facts
             return mask
+        return self.effects.space.with_facts(mask, self._arg_facts_of(caller, index, callee))
+
+    def _arg_facts_of(self, caller: int, index: int, callee: int) -> tuple:
+        """What call `index` of `caller` says of the parameters `callee` tests."""
         key = (caller, index, callee)
         facts = self._arg_facts.get(key)
         if facts is None:
@@ -145,7 +159,7 @@ class Contexts:
                         known.append((name, pa.EQ, value))
                 facts = tuple(sorted(known))
             self._arg_facts[key] = facts
-        return self.effects.space.with_facts(mask, facts)
+        return facts
 
     def _edges(self, fid: int) -> tuple[tuple, tuple, tuple]:
         """The static calls out of a detailed function: (direct, indirect carrying

@@ -24,8 +24,12 @@ from ..ruleset import Ruleset
 from . import state as st
 from .flow import Failure, Transfer, run_flow
 from .flowtree import (
+    F_BREAK,
+    F_CALL,
+    F_GOTO,
     F_IF,
     F_LOOP,
+    F_RETURN,
     F_SWITCH,
     TEST_ERR,
     TEST_NOT,
@@ -97,15 +101,57 @@ class Effects:
         return dict.fromkeys(sorted(names), lambda mask: self.space.released(mask, family))
 
     def tested_params(self, fid: int) -> frozenset[str]:
-        """The parameters of the function that its `if` conditions test."""
+        """The parameters whose value decides something in the function: a condition
+        or switch tests them and what it guards holds an allocation, a mask written,
+        a call that changes the context, or a way out of the function before one."""
         found = self._tested_params.get(fid)
         if found is None:
-            function = self.program.functions[fid]
             found = frozenset()
-            if function.flow and function.params:
-                found = frozenset(p[0] for p in function.params if p[0]) & self._tested(self.tree(fid))
+            function = self.program.functions[fid]
+            if function.flow and function.params and fid in self.program.detailed:
+                found = self._deciding(fid, frozenset(p[0] for p in function.params if p[0]))
             self._tested_params[fid] = found
         return found
+
+    def _deciding(self, fid: int, params: frozenset[str]) -> frozenset[str]:
+        weighty = {origin.index for origin in self.origins.by_function.get(fid, ())}
+        for index, target in enumerate(self.program.targets(fid)):
+            if target.kind in _CONTEXT_APIS or (target.kind == T_FUNC and any(c in self.summaries
+                                                                                for c in target.ids)):
+                weighty.add(index)
+        if not weighty:
+            return frozenset()
+
+        def decides(block: tuple) -> bool:
+            for item in block:
+                op = item[0]
+                if op == F_CALL and item[1] in weighty:
+                    return True
+                if op in (F_RETURN, F_GOTO, F_BREAK):
+                    return True  # leaving early skips what follows
+                if op == F_IF and (decides(item[1]) or decides(item[2])):
+                    return True
+                if op in (F_LOOP, F_SWITCH) and decides(item[1]):
+                    return True
+            return False
+
+        out: set[str] = set()
+        stack = [self.tree(fid)]
+        while stack:
+            for item in stack.pop():
+                op = item[0]
+                if op == F_IF:
+                    tested = variables(item[5]) & params
+                    if tested and (decides(item[1]) or decides(item[2])):
+                        out |= tested
+                    stack.extend((item[1], item[2]))
+                elif op == F_SWITCH:
+                    if item[2] in params and decides(item[1]):
+                        out.add(item[2])
+                    stack.append(item[1])
+                elif op == F_LOOP:
+                    stack.append(item[1])
+        return frozenset(out)
 
     @staticmethod
     def _tested(tree: tuple) -> set[str]:

@@ -102,6 +102,7 @@ class StateSpace:
         self._homed: dict[tuple[int, str], int] = {}
         self._homeless: list[int] = []
         self._with_facts: dict[tuple[int, tuple], int] = {}
+        self.knowing = 0  # bitmask of the states that carry facts
         self._flagged: dict[object, list[int]] = {}  # predicate -> [ids checked so far, bitmask of those that pass]
 
     # -- ids -------------------------------------------------------------------
@@ -110,6 +111,8 @@ class StateSpace:
         if found is None:
             found = self.ids[state] = len(self.states)
             self.states.append(state)
+            if state.facts:
+                self.knowing |= 1 << found
         return found
 
     def state(self, sid: int) -> State:
@@ -210,6 +213,8 @@ class StateSpace:
     def with_facts(self, mask: int, facts: tuple) -> int:
         """The states with `facts` about the parameters of the function they enter
         (State.facts), in place of any they had; the clean state stays clean."""
+        if not facts and not mask & self.knowing:
+            return mask
         key = (mask, facts)
         out = self._with_facts.get(key)
         if out is None:
@@ -280,11 +285,12 @@ class StateSpace:
         return any(depth for f, depth in enumerate(held) if f not in stay)
 
     def homeless(self, sid: int) -> int:
-        """The id of the state with no home: the same context, wherever it was taken."""
+        """The id of the state with no home and no facts: the same context, wherever
+        it was taken and whatever the call that entered the function passed."""
         table = self._homeless
         while len(table) <= sid:
             state = self.states[len(table)]
-            table.append(self.id(state._replace(home="")) if state.home else len(table))
+            table.append(self.id(state._replace(home="", facts=())) if state.home or state.facts else len(table))
         return table[sid]
 
     def taken_in(self, sid: int, home: str) -> int:
