@@ -68,15 +68,39 @@ def test_findings_differ_by_rule_source_or_fix_site_and_untaken_contexts_stay():
     assert out[-1] is scoped
 
 
-def test_a_finding_reported_at_its_source_is_not_moved():
-    # nofs-inconsistent reports an unheld GFP_NOFS at the mask that starts its chain
+def at_mask(unsafe: ChainStep, allocator: str) -> Finding:
+    """nofs-inconsistent as it reports an unheld GFP_NOFS: at the mask that starts its
+    chain, covering the GFP_KERNEL allocation below."""
     believer = ChainStep("demofs_write", "fs/demofs/write.c", 12, 9, "kmalloc() with GFP_NOFS")
     call = ChainStep("demofs_write", "fs/demofs/write.c", 14, 2, "calls demo_table_resize()")
+    return Finding(rule="nofs-inconsistent", severity="warning", file=believer.file, line=believer.line,
+                   column=believer.column, function=believer.function, allocator="kmalloc", gfp="GFP_NOFS",
+                   message="GFP_NOFS here, GFP_KERNEL below", chain=(believer, call, unsafe), confidence="high",
+                   covers=(Covered(unsafe.file, unsafe.line, unsafe.function, allocator, "GFP_KERNEL"),))
+
+
+def test_a_finding_reported_at_its_source_is_not_moved():
     unsafe = ChainStep("demo_table_resize", "lib/demo_table.c", 36, 10, "kmalloc_array() with GFP_KERNEL")
-    finding = Finding(rule="nofs-inconsistent", severity="warning", file=believer.file, line=believer.line,
-                      column=believer.column, function=believer.function, allocator="kmalloc", gfp="GFP_NOFS",
-                      message="GFP_NOFS here, GFP_KERNEL below", chain=(believer, call, unsafe), confidence="high")
+    finding = at_mask(unsafe, "kmalloc_array")
     assert at_fix_sites([Reported(finding, True)]) == [finding]
+
+
+def test_findings_of_one_mask_reported_at_it_are_one():
+    near = at_mask(ChainStep("demo_table_resize", "lib/demo_table.c", 36, 10, "kmalloc_array() with GFP_KERNEL"),
+                   "kmalloc_array")
+    far = at_mask(ChainStep("demo_table_grow", "lib/demo_table.c", 23, 10, "kcalloc() with GFP_KERNEL"), "kcalloc")
+    (grouped,) = at_fix_sites([Reported(near, True), Reported(far, True)])
+    assert (grouped.file, grouped.line, grouped.gfp) == ("fs/demofs/write.c", 12, "GFP_NOFS")
+    assert grouped.covers == far.covers + near.covers
+    assert grouped.message == "GFP_NOFS here, GFP_KERNEL below; 2 such allocations below it"
+
+
+def test_the_inconsistent_fixture_reports_its_unheld_gfp_nofs_once():
+    findings = json.loads(scan("--format", "json", tree=FIXTURES / "inconsistent"))["findings"]
+    at_nofs = [f for f in findings if f["rule"] == "nofs-inconsistent"]
+    assert len(at_nofs) == 1 and (at_nofs[0]["line"], at_nofs[0]["gfp"]) == (42, "GFP_NOFS")
+    assert [(c["function"], c["allocator"], c["gfp"]) for c in at_nofs[0]["covers"]] == [
+        ("demo_helper", "kmalloc", "GFP_KERNEL"), ("demo_helper", "kstrdup", "GFP_KERNEL")]
 
 
 # -- the fixture, end to end ------------------------------------------------------

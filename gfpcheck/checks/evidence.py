@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..facts import CALL_NAME, CALL_RESULT, PARAM_NAME, PARAM_TYPE
-from ..findings import ChainStep, Finding
+from ..findings import ChainStep, Covered, Finding
 from ..link import (
     CONFIDENT,
     DISPATCHED,
@@ -99,10 +99,12 @@ class Evidence:
             step = self._step(believer.fid, believer.index, "")
             message = check.believer_message.format(mask=believer.text, function=step.function,
                                                     where=message_where, unsafe=gfp)
+            place = steps[-1]
             return Finding(rule=check.id, severity=check.severity, file=step.file, line=step.line,
                            column=step.column, function=step.function,
                            allocator=believer.allocator or self._call_name(believer.fid, believer.index),
-                           gfp=believer.text, message=message, chain=tuple(steps), confidence=confidence)
+                           gfp=believer.text, message=message, chain=tuple(steps), confidence=confidence,
+                           covers=(Covered(place.file, place.line, place.function, allocator, gfp),))
         return Finding(
             rule=check.id, severity=check.severity, file=program.path(origin.fid), line=call[2],
             column=call[3], function=function.name, allocator=allocator, gfp=gfp, message=message,

@@ -12,7 +12,9 @@ the last step of the chain inside the subsystem of the chain's first step
 and the same fix site become one, which keeps the evidence of the member with
 the shortest chain and lists every allocation it stands for in `covers`.  A
 finding whose allocation lies inside that subsystem is its own fix site and
-stays as it is, with `covers` empty.
+stays as it is, with `covers` empty.  A finding the checks already reported
+at the mask that starts its chain (a GFP_NOFS no handle justifies) covers the
+allocation it names; those of one mask become one.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def at_fix_sites(reported: Iterable[Reported]) -> list[Finding]:
     groups: dict[_Key, list[tuple[Finding, int]]] = {}
     for finding, taken in reported:
         fix = fix_site(finding) if taken else None
+        if fix is None and taken and finding.covers and _at_source(finding):
+            fix = 0  # a mask reported at itself, for the allocations below it
         if fix is None:
             out.append(finding)
             continue
@@ -88,20 +92,30 @@ def _merged(members: list[tuple[Finding, int]]) -> Finding:
     any, and every member's allocation in `covers`."""
     representative, fix = min(members, key=lambda m: (len(m[0].chain), m[0].sort_key()))
     findings = [finding for finding, _ in members]
-    covers = tuple(sorted({_covered(finding) for finding in findings}))
+    covers = tuple(sorted({c for finding in findings for c in (finding.covers or (_covered(finding),))}))
     step: ChainStep = representative.chain[fix]
     callee = representative.chain[fix + 1].function
-    if len(covers) > 1:
+    if fix == 0 and _at_source(representative):
+        reach = f"{len(covers)} such allocations below it" if len(covers) > 1 else ""
+    elif len(covers) > 1:
         reach = f"this call to {callee}() reaches {len(covers)} such allocations"
     else:
         reach = f"this call to {callee}() reaches it in {representative.function}()"
     return replace(
         representative, file=step.file, line=step.line, column=step.column, function=step.function,
-        message=f"{representative.message}; {reach}",
+        message=f"{representative.message}; {reach}" if reach else representative.message,
         severity=max((f.severity for f in findings), key=SEVERITY_ORDER.__getitem__),
         confidence=max((f.confidence for f in findings), key=CONFIDENCE_ORDER.__getitem__),
         covers=covers,
     )
+
+
+def _at_source(finding: Finding) -> bool:
+    """Whether the finding is reported where its chain starts (a mask that says a
+    context holds where none is held), above the allocations it speaks of."""
+    source = finding.chain[0] if finding.chain else None
+    return (source is not None and len(finding.chain) > 1
+            and (source.file, source.line, source.column) == (finding.file, finding.line, finding.column))
 
 
 def _covered(finding: Finding) -> Covered:
