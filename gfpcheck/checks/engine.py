@@ -172,11 +172,11 @@ class Engine:
         return self._relevant & mask.known & ~mask.value
 
     def scope_cleared(self, sid: int) -> int:
-        """The bits the scopes open in a state clear."""
+        """The bits the scopes open in a state clear on every path (State.unsure)."""
         found = self._scope_cleared.get(sid)
         if found is None:
             found = 0
-            for bits, depth in zip(self._scope_bits, self.space.state(sid).scopes, strict=True):
+            for bits, depth in zip(self._scope_bits, self.space.surely_scoped(sid), strict=True):
                 if depth:
                     found |= bits
             self._scope_cleared[sid] = found

@@ -31,12 +31,14 @@ from .flowtree import (
     F_LOOP,
     F_RETURN,
     F_SWITCH,
+    RETURN_SUCCESS,
     TEST_ERR,
     TEST_NOT,
     TEST_NOT_ERR,
     TEST_TRUTHY,
     aliases,
     build_tree,
+    returns_by_call,
     tracked_variables,
 )
 from .origins import Origins
@@ -58,10 +60,15 @@ class Effects:
                                            [f.name for f in rules.families if not f.through_ops],
                                            {f.name: f.covers for f in rules.families if f.covers})
         # depths that can move both ways when a summary is measured
-        self._neutral = space.make({f: 1 for f in space.families}, {k: 1 for k in space.scope_kinds})
+        # (scopes it opens are unsure until a sure one opens: see _measure)
+        self._neutral = space.id(space.state(space.make({f: 1 for f in space.families},
+                                                        {k: 1 for k in space.scope_kinds}))
+                                 ._replace(unsure=(True,) * len(space.scope_kinds)))
         self._trees: dict[int, tuple] = {}
         self._tracked: dict[int, frozenset[str]] = {}
         self._tested_params: dict[int, frozenset[str]] = {}
+        # (handle type, subsystem) -> per scope kind: some begin API there opens it on every success path
+        self._sure_starts: dict[tuple[str, str], tuple[bool, ...]] = {}
         self.summaries: dict[int, st.Effect] = {}
         self._compute_summaries()
         self.implied = self._implied_scopes()
@@ -193,7 +200,8 @@ class Effects:
         elif kind == T_BEGIN or kind == T_END:
             held = {self.family_of(target): 1 if kind == T_BEGIN else -1}
             bodies = [self.summaries.get(callee, st.IDENTITY) for callee in target.ids] or [st.IDENTITY]
-            effects = tuple(sorted({space.normal_effect(space.effect(held)._replace(scopes=b.scopes))
+            effects = tuple(sorted({space.normal_effect(space.effect(held)._replace(scopes=b.scopes,
+                                                                                   unsure=b.unsure))
                                     for b in bodies}))
         elif kind == T_FUNC:
             found = {self.summaries.get(callee, st.IDENTITY) for callee in target.ids}
@@ -280,16 +288,19 @@ class Effects:
         return False
 
     # -- entry ------------------------------------------------------------------------
-    def _entry_effects(self) -> dict[int, tuple[dict[str, int], dict[str, int]]]:
+    def _entry_effects(self) -> dict[int, tuple[dict[str, int], dict[str, bool]]]:
         """What entering each function means, for those where it means something:
-        (held per family, scopes per kind).  A handle parameter holds the handle's
-        family, with the scopes its begin APIs open; an implementation of an ops
-        field the rules name as an entry of a family starts in that family's context."""
+        (held per family, scopes per kind, each saying whether it is unsure:
+        State.unsure).  A handle parameter holds the handle's family, with the
+        scopes its begin APIs open; an implementation of an ops field the rules
+        name as an entry of a family starts in that family's context."""
         rules = self.rules
-        out: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
+        out: dict[int, tuple[dict[str, int], dict[str, bool]]] = {}
         for fid, (_index, handle) in self.program.handle_params.items():
             implied = self.implied.get(handle, st.IDENTITY)
-            scopes = {kind: 1 for kind, depth in zip(self.space.scope_kinds, implied.scopes) if depth > 0}
+            unsure = self._unsure_param_scopes(handle, fid) if implied.scopes else ()
+            scopes = {kind: unsure[k] for k, (kind, depth) in enumerate(zip(self.space.scope_kinds, implied.scopes))
+                      if depth > 0}
             out[fid] = ({rules.handle_family.get(handle, "fs"): 1}, scopes)
         for family, fids in self.program_entries().items():
             for fid in fids:
@@ -325,12 +336,14 @@ class Effects:
                 space = self.space
                 current = space.state(state)
                 held, scopes = entered
+                opened = tuple(max(d, 1) if k in scopes else d
+                               for k, d in zip(space.scope_kinds, current.scopes, strict=True))
+                unsure = st.opened_unsure(current.scopes, opened, current.unsure,
+                                          tuple(scopes.get(k, False) for k in space.scope_kinds))
                 found = space.taken_in(space.id(current._replace(
                     held=tuple(max(d, 1) if f in held else d
                                for f, d in zip(space.families, current.held, strict=True)),
-                    scopes=tuple(max(d, 1) if k in scopes else d
-                                 for k, d in zip(space.scope_kinds, current.scopes, strict=True)))),
-                    self.home(fid))
+                    scopes=opened, unsure=unsure)), self.home(fid))
             self._entry_cache[key] = found
         return found
 
@@ -375,11 +388,34 @@ class Effects:
                           void=function.return_type == "void" and not function.returns_pointer,
                           mark_failed=space.mark_failed, tracked=self.tracked(fid))
         changes = set()
+        unsure = [False] * len(space.scope_kinds)
         for sid in st.members(result.final):
             state = space.state(sid)
             if not state.failed:
                 changes.add((tuple(d - 1 for d in state.held), tuple(d - 1 for d in state.scopes)))
-        return _combine(changes, space)
+                for k, flag in enumerate(state.unsure):
+                    unsure[k] = unsure[k] or flag
+        effect = _combine(changes, space)
+        if not any(d > 0 for d in effect.scopes):
+            return effect
+        # A scope the success path opens that another success return does not, where
+        # that return hands back what a call in it made: opened on some paths only
+        # (ext4's `return ext4_get_nojournal();`, a handle with no journal).  A
+        # return of a variable (jbd2's nested handle, `return handle;`) is a handle
+        # whose scope its first start opened.
+        by_call = returns_by_call(self.tree(fid))
+        for number, mask in result.returns.items():
+            if result.kinds[number] != RETURN_SUCCESS or number not in by_call:
+                continue
+            for sid in st.members(mask):
+                state = space.state(sid)
+                if state.failed:
+                    continue
+                for k, d in enumerate(state.scopes):
+                    if effect.scopes[k] > 0 and d - 1 <= 0:
+                        unsure[k] = True
+        return space.normal_effect(effect._replace(unsure=tuple(u and d > 0 for u, d in
+                                                                zip(unsure, effect.scopes, strict=True))))
 
     def _implied_scopes(self) -> dict[str, st.Effect]:
         """For each handle type: the scopes its begin APIs open, as measured from their code."""
@@ -388,11 +424,29 @@ class Effects:
         none = (0,) * len(self.space.scope_kinds)
         for api in self.rules.begin.values():
             for fid in resolver.functions_by_name.get(api.name, ()) + resolver.macros_by_name.get(api.name, ()):
-                opened = self.summaries.get(fid, st.IDENTITY).scopes or none
+                summary = self.summaries.get(fid, st.IDENTITY)
+                opened = summary.scopes or none
                 known = implied.get(api.handle_type, none)
                 implied[api.handle_type] = tuple(max(a, b) for a, b in zip(known, opened, strict=True))
+                if any(opened):
+                    sure = tuple(d > 0 and not (summary.unsure and summary.unsure[k]) for k, d in enumerate(opened))
+                    key = (api.handle_type, self.home(fid))
+                    self._sure_starts[key] = tuple(a or b for a, b in zip(self._sure_starts.get(key, sure), sure,
+                                                                          strict=True))
         return {t: self.space.effect(scopes=dict(zip(self.space.scope_kinds, scopes, strict=True)))
                 for t, scopes in implied.items() if any(d > 0 for d in scopes)}
+
+    def _unsure_param_scopes(self, handle: str, fid: int) -> tuple[bool, ...]:
+        """Per scope kind a handle parameter of `handle` type implies, whether it is
+        unsure in `fid`: where its subsystem starts such handles itself, as sure as
+        those starts (ext4's, with no journal, open none); elsewhere sure when any
+        start of the type is (jbd2's own, for a handle_t that reached ocfs2)."""
+        kinds = range(len(self.space.scope_kinds))
+        here = self._sure_starts.get((handle, self.home(fid)))
+        if here is None:
+            starts = [sure for (t, _home), sure in self._sure_starts.items() if t == handle]
+            here = tuple(any(sure[k] for sure in starts) for k in kinds)
+        return tuple(not flag for flag in here)
 
     def opens_scope(self, effect: st.Effect) -> bool:
         return any(d > 0 for d in effect.scopes)

@@ -47,6 +47,7 @@ class FlowResult(NamedTuple):
     final: int  # states on the way out through the last return (or the end of the body)
     returns: dict[int, int]  # per return (numbered as flowtree numbers them): states there
     end: int  # states falling off the end of the body
+    kinds: dict[int, str]  # per return: RETURN_* kind
 
 
 def run_flow(tree: tuple, calls: tuple, entry: int, transfer: Transfer, failure: Failure,
@@ -64,7 +65,7 @@ def run_flow(tree: tuple, calls: tuple, entry: int, transfer: Transfer, failure:
     tracked = tracked | frozenset(on_null or ()) | frozenset(fact[0] for fact in known)
     run = _Run(calls, transfer, failure, mark_failed if mark_failures else None, tracked, on_null or {})
     end = _states(run.block(tree, {known: entry} if entry else {}))
-    return FlowResult(tuple(run.sites), run.exits | end, _final(run, end, void), run.returns, end)
+    return FlowResult(tuple(run.sites), run.exits | end, _final(run, end, void), run.returns, end, run.kinds)
 
 
 def _states(paths: Paths) -> int:

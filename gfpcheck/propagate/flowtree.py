@@ -30,7 +30,9 @@ from .paths import closes_at_end, constant, parse_condition, split_top, strip_pa
 
 # Tree items: tuples whose first element is one of these.
 F_CALL = 0  # (F_CALL, call_index)
-F_RETURN = 1  # (F_RETURN, number, kind, line, column): numbered in program order, kind RETURN_*
+# (F_RETURN, number, kind, line, column, by_call): numbered in program order, kind RETURN_*;
+# by_call: the value is what a call in the return statement made (`return f(...);`)
+F_RETURN = 1
 F_GOTO = 2  # (F_GOTO, label)
 F_LABEL = 3  # (F_LABEL, label)
 # (F_IF, then_block, else_block, test, condition, parsed)   test: (kind, variable) or None;
@@ -127,7 +129,7 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
             items.extend(pre)
             returns[0] += 1
             value, line, column = payload
-            items.append((F_RETURN, returns[0], kinds(value), line, column))
+            items.append((F_RETURN, returns[0], kinds(value), line, column, _made_by_call(value)))
         elif kind == EV_GOTO:
             items.append((F_GOTO, payload))
         elif kind == EV_LABEL:
@@ -203,6 +205,27 @@ def aliases(tree: tuple, name: str) -> set[str]:
             elif op in (F_LOOP, F_SWITCH):
                 stack.append(item[1])
     return out
+
+
+def _made_by_call(value: str | None) -> bool:
+    m = _WRAPPED.fullmatch(value) if value else None
+    return m is not None and closes_at_end(value[len(m.group(1)):].lstrip())
+
+
+def returns_by_call(tree: tuple) -> frozenset[int]:
+    """The numbers of the returns whose value a call in the statement made."""
+    out = set()
+    stack = [tree]
+    while stack:
+        for item in stack.pop():
+            op = item[0]
+            if op == F_RETURN and item[5]:
+                out.add(item[1])
+            elif op == F_IF:
+                stack.extend((item[1], item[2]))
+            elif op in (F_LOOP, F_SWITCH):
+                stack.append(item[1])
+    return frozenset(out)
 
 
 def return_places(tree: tuple) -> dict[int, tuple[int, int]]:

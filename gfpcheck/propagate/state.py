@@ -41,6 +41,11 @@ class State(NamedTuple):
     # states that hold, scope or believe something, for parameters the callee's
     # conditions test, from constants its caller passed.
     facts: tuple = ()
+    # Per scope kind, when open: opened by a begin API (or a handle that implies it)
+    # on some of its success paths only, as ext4's journal start opens none without
+    # a journal.  Such a scope still covers the handle it comes with; it does not
+    # make an explicit NOFS mask redundant.  () when no open scope is unsure.
+    unsure: tuple = ()
 
 
 class Effect(NamedTuple):
@@ -48,10 +53,12 @@ class Effect(NamedTuple):
     and the families whose context it makes believed.  Empty tuples mean no change.
     `home` is the subsystem of the call, for a context it takes (State.home)."""
 
+
     held: tuple[int, ...] = ()
     scopes: tuple[int, ...] = ()
     belief: tuple[bool, ...] = ()
     home: str = ""
+    unsure: tuple[bool, ...] = ()  # per scope kind it opens: on some success paths only (State.unsure)
 
     def is_identity(self) -> bool:
         return not any(self.held) and not any(self.scopes) and not any(self.belief)
@@ -66,6 +73,23 @@ def members(mask: int) -> Iterator[int]:
         low = mask & -mask
         yield low.bit_length() - 1
         mask ^= low
+
+
+def opened_unsure(before: tuple[int, ...], after: tuple[int, ...], unsure: tuple[bool, ...],
+                  opening: tuple[bool, ...]) -> tuple[bool, ...]:
+    """State.unsure after scopes go from depths `before` to `after`, `opening` saying
+    which kinds the change opens on some paths only: a kind is unsure while every
+    scope of it open is; a closed one is gone."""
+    out = []
+    for k, (b, a) in enumerate(zip(before, after, strict=True)):
+        was = bool(unsure and unsure[k])
+        if not a:
+            out.append(False)
+        elif a > b:  # opened now: unsure when the new scope is and no sure one was open
+            out.append(bool(opening and opening[k]) and (not b or was))
+        else:
+            out.append(was)
+    return tuple(out) if any(out) else ()
 
 
 def single(state: int) -> int:
@@ -138,6 +162,13 @@ class StateSpace:
         index = self.scope_index.get(kind)
         return self.states[sid].scopes[index] if index is not None else 0
 
+    def surely_scoped(self, sid: int) -> tuple[int, ...]:
+        """Per scope kind, its depth where it is open on every path (State.unsure)."""
+        state = self.states[sid]
+        if not state.unsure:
+            return state.scopes
+        return tuple(0 if unsure else d for d, unsure in zip(state.scopes, state.unsure, strict=True))
+
     def scoped(self, sid: int, kinds: frozenset[int]) -> bool:
         """Whether a scope of any of these kinds (indices) is open."""
         scopes = self.states[sid].scopes
@@ -187,7 +218,7 @@ class StateSpace:
                         if not self._crossing(held):
                             home = ""
                 out |= 1 << self.id(State(held, tuple(min(d, 1) for d in state.scopes), state.belief, home,
-                                           False, state.facts))
+                                           False, state.facts, state.unsure))
             self._normal[mask] = out
         return out
 
@@ -249,11 +280,14 @@ class StateSpace:
 
     def apply(self, effect: Effect, sid: int) -> int:
         state = self.states[sid]
-        held, scopes, belief = state.held, state.scopes, state.belief
+        held, scopes, belief, unsure = state.held, state.scopes, state.belief, state.unsure
         if effect.held:
             held = tuple(_clamp(d + e) for d, e in zip(held, effect.held, strict=True))
         if effect.scopes:
-            scopes = tuple(_clamp(d + e) for d, e in zip(scopes, effect.scopes, strict=True))
+            after = tuple(_clamp(d + e) for d, e in zip(scopes, effect.scopes, strict=True))
+            if unsure or effect.unsure:
+                unsure = opened_unsure(scopes, after, unsure, effect.unsure)
+            scopes = after
         if effect.belief:
             belief = tuple(b or e for b, e in zip(belief, effect.belief, strict=True))
         home = state.home
@@ -261,7 +295,7 @@ class StateSpace:
             home = ""
         elif not home and effect.home:
             home = effect.home
-        return self.id(State(held, scopes, belief, home, state.failed, state.facts))
+        return self.id(State(held, scopes, belief, home, state.failed, state.facts, unsure))
 
     def homed(self, mask: int, home: str) -> int:
         """The states a call through an ops table with many implementations enters one
@@ -330,5 +364,6 @@ class StateSpace:
         """The effect with every part spelled out (or IDENTITY), so equal effects compare equal."""
         if effect.is_identity():
             return IDENTITY
+        unsure = effect.unsure if any(effect.unsure) else ()
         return Effect(effect.held or (0,) * len(self.families), effect.scopes or (0,) * len(self.scope_kinds),
-                      effect.belief or (False,) * len(self.families), effect.home)
+                      effect.belief or (False,) * len(self.families), effect.home, unsure)
