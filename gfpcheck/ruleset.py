@@ -132,6 +132,8 @@ class Ruleset:
     do_while_macros: frozenset[str]  # macros standing for `while (...)` at the end of a do-while
     noreturn: frozenset[str]
     release: frozenset[str]  # functions that give memory back: a context is not followed into them
+    # condition -> ops struct: the test holds only for objects of a subsystem that binds that struct
+    features: dict[str, str]
     binders: dict[str, Binder]
     dispatchers: dict[str, Dispatcher]
     entry_contexts: EntryContexts
@@ -141,6 +143,10 @@ class Ruleset:
     # The kernel configuration being scanned, when one is: what the build
     # contains is part of what the analysis knows (and of every cache key).
     kconfig: KernelConfig | None = None
+
+    @cached_property
+    def feature_tests(self) -> frozenset[str]:
+        return frozenset(self.features)
 
     def with_kconfig(self, kconfig: KernelConfig | None) -> Ruleset:
         """These rules for a tree built with `kconfig`."""
@@ -350,6 +356,7 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         do_while_macros=frozenset(data.get("do_while_macros", [])),
         noreturn=frozenset(data.get("noreturn", [])),
         release=frozenset(data.get("release", [])),
+        features={f["test"]: normalize_type(f["implemented_by"]) for f in data.get("features", [])},
         binders={**{d["macro"]: Binder(d["macro"], CLEAN_ENTRY_KEY, d["function_arg"])
                     for d in contexts.get("clean_macros", [])},
                  **{n: Binder(n, d["key"], d["function_arg"])

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+from gfpcheck.pipeline import ScanOptions, scan
 from gfpcheck.propagate import paths as pa
+from gfpcheck.ruleset import default_rules_dir, load_rules
 
 WRAPPERS = frozenset({"unlikely", "likely"})
 TRACKED = frozenset({"suspend", "trans", "how", "flags"})
@@ -65,3 +70,18 @@ def test_too_many_environments_fold_into_what_they_share() -> None:
     paths = {(("a", pa.EQ, "0"), ("n", pa.EQ, str(i))): 1 << i for i in range(pa.MAX_PATHS + 1)}
     folded = pa.fold(paths)
     assert folded == {(("a", pa.EQ, "0"),): (1 << (pa.MAX_PATHS + 1)) - 1}
+
+
+def test_a_feature_test_is_false_in_a_subsystem_without_the_features_ops(tmp_path) -> None:
+    tree = Path(__file__).resolve().parent.parent / "fixtures" / "features"
+    without = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), without)
+    (without / "features.yaml").unlink()
+
+    def reported(rules) -> list[str]:
+        result = scan(ScanOptions(paths=(tree,), root=tree, jobs=1, min_confidence="low"), rules=rules)
+        return sorted(f.file for f in result.findings)
+
+    # plainfs binds no fscrypt_operations: IS_ENCRYPTED() is false for its inodes
+    assert reported(load_rules()) == ["fs/cryptfs/namei.c"]
+    assert reported(load_rules([without])) == ["fs/cryptfs/namei.c", "fs/plainfs/namei.c"]

@@ -69,16 +69,22 @@ class Contexts:
         effects = self.effects
         inside = self.inside(fid, entry_mask)
         calls = self.program.calls(fid)
-        if effects.is_plain(fid) and not self._knows(inside):
+        features = effects.tests_feature(fid)
+        if effects.is_plain(fid) and not self._knows(inside) and not features:
             return (inside,) * len(calls)
         sites = [0] * len(calls)
+        space = effects.space
         for state in st.members(inside):
             key = (fid, state)
             flow = self._flows.get(key)
             if flow is None:
+                known = space.state(state).facts
+                home = space.state(state).home
+                if features and home:
+                    known = tuple(sorted(set(known) | set(effects.feature_facts(home))))
                 flow = run_flow(effects.tree(fid), calls, 1 << state, effects.transfer(fid, summary=False),
                                 effects.failure(fid), tracked=effects.tracked(fid),
-                                known=effects.space.state(state).facts, on_null=effects.null_handles(fid)).sites
+                                known=known, on_null=effects.null_handles(fid)).sites
                 self._flows[key] = flow
             for i, mask in enumerate(flow):
                 sites[i] |= mask
@@ -108,7 +114,7 @@ class Contexts:
     def is_fast(self, fid: int) -> bool:
         """Whether every callee of the function is entered in its own states, with
         no facts about their parameters: only plain calls, none passing a constant."""
-        return self.fast[fid] and not self._constants_passed(fid)
+        return self.fast[fid] and not self._constants_passed(fid) and not self.effects.tests_feature(fid)
 
     def _constants_passed(self, fid: int) -> bool:
         """Whether a call of the function passes a constant for a parameter its
@@ -197,7 +203,8 @@ class Contexts:
         strip = self.strip
         inside = self.inside(fid, entry_mask)
         if self.effects.is_plain(fid) and (inside == clean or fid not in program.detailed
-                                           and not self._constants_passed(fid)):
+                                           and not self._constants_passed(fid)
+                                           and not self.effects.tests_feature(fid)):
             mask = strip(inside)
             if not mask:
                 return

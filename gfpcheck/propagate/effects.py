@@ -42,7 +42,7 @@ from .flowtree import (
     tracked_variables,
 )
 from .origins import Origins
-from .paths import variables
+from .paths import EQ, feature, variables
 
 _CONTEXT_APIS = frozenset((T_SCOPE, T_BEGIN, T_END, T_STOP))  # calls that always change the context
 _MAX_REVISITS = 8  # a summary in a recursive cycle settles long before this
@@ -67,6 +67,9 @@ class Effects:
         self._trees: dict[int, tuple] = {}
         self._tracked: dict[int, frozenset[str]] = {}
         self._tested_params: dict[int, frozenset[str]] = {}
+        self._tests_feature: dict[int, bool] = {}
+        self._feature_facts: dict[str, tuple] = {}
+        self._feature_homes: dict[str, set[str]] | None = None
         # (handle type, subsystem) -> per scope kind: some begin API there opens it on every success path
         self._sure_starts: dict[tuple[str, str], tuple[bool, ...]] = {}
         self.summaries: dict[int, st.Effect] = {}
@@ -106,6 +109,32 @@ class Effects:
             return {}
         family = self.space.family_index[self.rules.handle_family.get(handle[1], "fs")]
         return dict.fromkeys(sorted(names), lambda mask: self.space.released(mask, family))
+
+    def tests_feature(self, fid: int) -> bool:
+        """Whether a condition of the function is a feature test (rules: features)."""
+        found = self._tests_feature.get(fid)
+        if found is None:
+            flow = self.program.functions[fid].flow
+            found = any(name.encode() in flow for name in self.rules.features) and any(
+                name.endswith("()") for name in self._tested(self.tree(fid)))
+            self._tests_feature[fid] = found
+        return found
+
+    def feature_facts(self, home: str) -> tuple:
+        """What the features' tests are for objects of `home` (paths.Env facts): false
+        where the subsystem binds no function to the feature's ops struct."""
+        found = self._feature_facts.get(home)
+        if found is None:
+            if self._feature_homes is None:
+                resolver = self.program.resolver
+                self._feature_homes = {
+                    struct: {self.home(fid) for (owner, _member), fids in resolver.by_member.items()
+                             if owner == resolver.types.canonical(struct) for fid in fids}
+                    for struct in set(self.rules.features.values())}
+            found = tuple(sorted((feature(test), EQ, "0") for test, struct in self.rules.features.items()
+                                 if home not in self._feature_homes[struct]))
+            self._feature_facts[home] = found
+        return found
 
     def tested_params(self, fid: int) -> frozenset[str]:
         """The parameters whose value decides something in the function: a condition

@@ -53,24 +53,33 @@ def constant(text: str) -> str | None:
     return None
 
 
+def feature(name: str) -> str:
+    """The variable that stands for a feature test (rules: features) in facts."""
+    return name + "()"
+
+
 @lru_cache(maxsize=1 << 15)
-def parse_condition(text: str, transparent: frozenset[str]) -> Condition | None:
+def parse_condition(text: str, transparent: frozenset[str], features: frozenset[str] = frozenset()) -> Condition | None:
     """The condition of an `if` or a `while`, when it is built from tests of plain
-    variables against constants; None when no part of it is."""
+    variables against constants, or of features (`IS_ENCRYPTED(dir)`, a test of
+    the variable feature("IS_ENCRYPTED")); None when no part of it is."""
     t = strip_parens(text)
     for op, kind in (("||", "or"), ("&&", "and")):
         parts = split_top(t, op)
         if len(parts) > 1:
-            out = parse_condition(parts[0], transparent)
+            out = parse_condition(parts[0], transparent, features)
             for part in parts[1:]:
-                out = _combine(kind, out, parse_condition(part, transparent))
+                out = _combine(kind, out, parse_condition(part, transparent, features))
             return out
     if t.startswith("!") and not t.startswith("!="):
-        inner = parse_condition(t[1:], transparent)
+        inner = parse_condition(t[1:], transparent, features)
         return ("not", inner) if inner is not None else None
     m = re.fullmatch(r"([A-Za-z_]\w*)\s*\((.*)\)", t, re.DOTALL)
-    if m and m.group(1) in transparent and closes_at_end(t[len(m.group(1)):].lstrip()):
-        return parse_condition(m.group(2), transparent)
+    if m and closes_at_end(t[len(m.group(1)):].lstrip()):
+        if m.group(1) in transparent:
+            return parse_condition(m.group(2), transparent, features)
+        if m.group(1) in features:
+            return ("test", feature(m.group(1)), TRUTH, "")
     if _NAME.fullmatch(t):
         return None if constant(t) is not None else ("test", t, TRUTH, "")
     m = _COMPARE.fullmatch(t)
