@@ -3,17 +3,24 @@
 which real ones are still reported and which false ones are gone.
 
     python bench/judged.py [--tree 6.12] [--no-kconfig] [--cache-dir DIR]
+    python bench/judged.py --sample SCAN.json [--seed 13]
 
 A judged finding is matched by rule, file and function (lines move between
 point releases), else by rule, file and line.  By default the tree is scanned
 with Debian's amd64 config, as judged.  A benchmark, not a test: it asserts
 nothing.
+
+--sample picks findings to read from a scan's JSON, at random with a fixed
+seed: SAMPLE[severity] of each severity, among the findings shown at the
+default confidence (medium and high), and prints them as stubs to fill in
+(verdict, worth_patch, reason, date) with each chain step to open.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import subprocess
 import sys
 from collections import Counter
@@ -63,12 +70,37 @@ def still_reported(entry: dict, findings: list[dict]) -> bool:
     return False
 
 
+SAMPLE = {"error": 13, "warning": 9, "note": 8}
+
+
+def sample(scan: Path, seed: int) -> None:
+    """Print the stubs of a fixed random sample of a scan's findings."""
+    findings = [f for f in json.loads(scan.read_text())["findings"] if f["confidence"] in ("medium", "high")]
+    picked = []
+    for severity, count in SAMPLE.items():
+        pool = sorted((f for f in findings if f["severity"] == severity),
+                      key=lambda f: (f["file"], f["line"], f["rule"]))
+        picked += random.Random(seed).sample(pool, min(count, len(pool)))
+    stubs = [{"rule": f["rule"], "file": f["file"], "line": f["line"], "function": f["function"],
+              "confidence": f["confidence"], "message": f["message"],
+              "chain": [f"{s['file']}:{s['line']} {s['function']}: {s['note']}" for s in f["chain"]],
+              "covers": [f"{c['file']}:{c['line']} {c['function']} {c['allocator']}({c['gfp']})"
+                         for c in f.get("covers", ())],
+              "verdict": "", "worth_patch": "", "reason": "", "date": ""} for f in picked]
+    print(yaml.safe_dump(stubs, sort_keys=False, width=120, allow_unicode=True), end="")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", default="6.12")
     parser.add_argument("--no-kconfig", action="store_true", help="scan every file, as without a configuration")
     parser.add_argument("--cache-dir", type=Path, help="facts cache (default: the bench directory's)")
+    parser.add_argument("--sample", type=Path, metavar="SCAN", help="print a sample of this scan's findings to judge")
+    parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
+    if args.sample:
+        sample(args.sample, args.seed)
+        return
     base = bench_dir()
     tree = fetch(args.tree, base)
     kconfig = None if args.no_kconfig else fetch_config(args.tree, base)
