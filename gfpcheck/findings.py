@@ -34,8 +34,9 @@ class Finding:
     whose context was taken in another subsystem is reported at its fix site,
     the last call its chain makes inside that subsystem, and stands for every
     allocation reached through that call from the same source: `covers` lists
-    them all, its own included, sorted.  `covers` is empty for a finding
-    reported where it goes wrong."""
+    them all, its own included, sorted.  A GFP_NOFS reported at itself
+    (nofs-inconsistent, no handle held) covers the GFP_KERNEL allocations below
+    it.  `covers` is empty for a finding reported at its own allocation."""
 
     rule: str
     severity: str  # "error" | "warning" | "note"
