@@ -120,6 +120,18 @@ class Engine:
             caller, call = fid, index
         return contexts.site_states(use.fid, contexts.entering(caller, call, use.fid, mask))[use.index]
 
+    def where_used(self, origin: Origin, entry: int, states: int) -> int:
+        """States where the origin's mask is used: at its own call for an allocation;
+        for a mask passed down, at the allocations it reaches (jbd2__journal_restart()
+        closes its scope before start_this_handle() uses the GFP_NOFS it was given),
+        or at the call when it reaches none."""
+        if origin.allocator:
+            return states
+        out = 0
+        for use in self.uses(origin):
+            out |= self.use_states(origin, use, entry)
+        return out or states
+
     def unsafe_uses(self, origin: Origin, entry: int, family: Family) -> tuple[Use | None, Use | None]:
         """The first allocation the origin's mask reaches that is unsafe in the family
         (its bits with direct reclaim) with the family's context held and no scope

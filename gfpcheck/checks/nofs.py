@@ -168,7 +168,7 @@ def _explicit_nofs(engine: Engine, family, origin: Origin, entry: int, states: i
     if not states or engine.owner(origin.mask) != FAMILY:
         return
     members = list(st.members(states))
-    if engine.redundant(origin.mask, members):
+    if engine.redundant(origin.mask, list(st.members(engine.where_used(origin, entry, states)))):
         yield Verdict(NOFS_REDUNDANT, origin, None, Context(SCOPE, FAMILY), Condition(REACHED))
     elif engine.clears_only(origin.mask, family) and _needless(engine, origin, entry, members):
         yield Verdict(NOFS_NEEDLESS, origin, None, Context(CLEAN), None)

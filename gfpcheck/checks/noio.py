@@ -84,5 +84,6 @@ def verdicts(engine: Engine) -> Iterator[Verdict]:
         if recursion is not None:
             yield Verdict(NOIO_RECURSION, origin, recursion, Context(HELD, FAMILY),
                           Condition(HELD_UNSCOPED, FAMILY))
-        if states and engine.owner(origin.mask) == FAMILY and engine.redundant(origin.mask, list(st.members(states))):
+        used = engine.where_used(origin, entry, states) if states else 0
+        if used and engine.owner(origin.mask) == FAMILY and engine.redundant(origin.mask, list(st.members(used))):
             yield Verdict(NOIO_REDUNDANT, origin, None, Context(SCOPE, FAMILY), Condition(REACHED))

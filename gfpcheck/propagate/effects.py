@@ -328,8 +328,11 @@ class Effects:
         for fid, (_index, handle) in self.program.handle_params.items():
             implied = self.implied.get(handle, st.IDENTITY)
             unsure = self._unsure_param_scopes(handle, fid) if implied.scopes else ()
+            # the function that opens the scope itself (start_this_handle()) runs
+            # before it is open: it is not entered in it
+            opens = self.summaries.get(fid, st.IDENTITY).scopes
             scopes = {kind: unsure[k] for k, (kind, depth) in enumerate(zip(self.space.scope_kinds, implied.scopes))
-                      if depth > 0}
+                      if depth > 0 and not (opens and opens[k] > 0)}
             out[fid] = ({rules.handle_family.get(handle, "fs"): 1}, scopes)
         for family, fids in self.program_entries().items():
             for fid in fids:
