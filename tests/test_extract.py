@@ -339,3 +339,20 @@ def test_macro_expansion_substitutes_pastes_and_counts_arguments(rules):
     assert _expand(body, ("p", "q"), False, ["a"]) is None
     assert _expand(body, ("p", "q"), False, ["a", "b", "c"]) is None
     assert _expand('{ .s = "p##q" }', ("p", "q"), False, ["x", "y"]) == '{ .s = "p##q" }'
+
+
+def test_a_name_a_macro_builds_is_no_function(rules):
+    # genl_magic_func.h: `int CONCATENATE(GENL_MAGIC_FAMILY, _genl_register)(void)` names no
+    # function CONCATENATE; taking it for one links every CONCATENATE(...) in the tree to it
+    _, funcs = functions(rules, """
+int CONCATENATE(GENL_MAGIC_FAMILY, _genl_register)(void)
+{
+	return genl_register_family(&ZZZ_genl_family);
+}
+
+static int (*pick(int x))(void)
+{
+	return handler;
+}
+""")
+    assert list(funcs) == ["pick"]

@@ -292,7 +292,10 @@ class _Extractor:
             scope.entry = macro in self.rules.entry_macros
             scope.returns_pointer, scope.return_type, scope.params = False, "long", ()
             return True
-        name = declarator_name(src, fdecl.child_by_field_name("declarator"))[0]
+        inner = fdecl.child_by_field_name("declarator")
+        if inner is not None and inner.type == "function_declarator":
+            return False  # a name a macro builds: int CONCATENATE(FAMILY, _register)(void)
+        name = declarator_name(src, inner)[0]
         if not name:
             return False
         scope.name = name
