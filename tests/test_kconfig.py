@@ -114,8 +114,9 @@ def test_kbuild_follows_objects_variables_conditionals_and_includes(tmp_path):
         "fs/foo/Makefile.extra": "foo-y += extra.o\n",
         **{f"fs/foo/{n}.c": "" for n in ("a", "b", "d", "e", "noe", "extra", "orphan")},
         "fs/foo/lib/c.c": "",
-        "fs/foo/a.c": '#include "inc.c"\n',
+        "fs/foo/a.c": '#include "inc.c"\n#ifdef CONFIG_FOO_TESTS\n#include "a-test.c"\n#endif\n',
         "fs/foo/inc.c": "",
+        "fs/foo/a-test.c": "",  # included only under an unset option
         "fs/bar/bar.c": "",
         "fs/bar/Makefile": "obj-y += bar.o\n",
         "mm/Makefile": "obj-y := slab.o\n",

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .conditions import apply_config
 from .dotconfig import KernelConfig
 
 _ASSIGN = re.compile(r"^(?:export\s+|override\s+)?((?:\$[({][^)}]*[)}]|[^\s=:+?#$])+)\s*(:{1,3}=|\+=|\?=|=)\s*(.*)$")
@@ -55,13 +56,15 @@ def built_sources(root: Path, config: KernelConfig, arch: str, sources: Iterable
     candidates = sorted(s for s in sources if s.endswith(".c"))
     built = {s for s in candidates if s in walker.files}
     whole = frozenset(walker.whole)
-    _add_included(candidates, built, whole, read)
+    _add_included(candidates, built, whole, read, config)
     return BuiltSet(frozenset(built), whole, walker.makefiles)
 
 
 def _add_included(candidates: list[str], built: set[str], whole: frozenset[str],
-                  read: Callable[[str], bytes | None]) -> None:
-    """Add the .c files a built .c file includes, transitively."""
+                  read: Callable[[str], bytes | None], config: KernelConfig) -> None:
+    """Add the .c files a built .c file includes, transitively, where the include
+    is not in a branch the configuration leaves out (mballoc.c includes its KUnit
+    tests under `#ifdef CONFIG_EXT4_KUNIT_TESTS`)."""
     left = {rel for rel in candidates if rel not in built and rel[:rel.rfind("/") + 1] not in whole}
     if not left:
         return
@@ -73,6 +76,7 @@ def _add_included(candidates: list[str], built: set[str], whole: frozenset[str],
         data = read(rel)
         if not data or b'.c"' not in data:
             continue
+        data = apply_config(data, config)
         here = rel.rpartition("/")[0]
         for match in _INCLUDE_C.finditer(data):
             target = os.path.normpath(os.path.join(here, match.group(1).decode("utf-8", "replace")))
