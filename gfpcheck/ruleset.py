@@ -134,6 +134,8 @@ class Ruleset:
     release: frozenset[str]  # functions that give memory back: a context is not followed into them
     # condition -> ops struct: the test holds only for objects of a subsystem that binds that struct
     features: dict[str, str]
+    # condition -> subsystems: the test holds only for objects of these (hugetlb folios: mm, fs/hugetlbfs)
+    features_only_in: dict[str, frozenset[str]]
     binders: dict[str, Binder]
     dispatchers: dict[str, Dispatcher]
     entry_contexts: EntryContexts
@@ -146,7 +148,7 @@ class Ruleset:
 
     @cached_property
     def feature_tests(self) -> frozenset[str]:
-        return frozenset(self.features)
+        return frozenset(self.features) | frozenset(self.features_only_in)
 
     def with_kconfig(self, kconfig: KernelConfig | None) -> Ruleset:
         """These rules for a tree built with `kconfig`."""
@@ -356,7 +358,9 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         do_while_macros=frozenset(data.get("do_while_macros", [])),
         noreturn=frozenset(data.get("noreturn", [])),
         release=frozenset(data.get("release", [])),
-        features={f["test"]: normalize_type(f["implemented_by"]) for f in data.get("features", [])},
+        features={f["test"]: normalize_type(f["implemented_by"]) for f in data.get("features", [])
+                  if "implemented_by" in f},
+        features_only_in={f["test"]: frozenset(f["only_in"]) for f in data.get("features", []) if "only_in" in f},
         binders={**{d["macro"]: Binder(d["macro"], CLEAN_ENTRY_KEY, d["function_arg"])
                     for d in contexts.get("clean_macros", [])},
                  **{n: Binder(n, d["key"], d["function_arg"])

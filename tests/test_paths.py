@@ -80,7 +80,7 @@ def test_a_feature_test_is_false_in_a_subsystem_without_the_features_ops(tmp_pat
 
     def reported(rules) -> list[str]:
         result = scan(ScanOptions(paths=(tree,), root=tree, jobs=1, min_confidence="low"), rules=rules)
-        return sorted(f.file for f in result.findings)
+        return sorted({f.file for f in result.findings})
 
     # plainfs binds no fscrypt_operations: IS_ENCRYPTED() is false for its inodes
     assert reported(load_rules()) == ["fs/cryptfs/namei.c"]

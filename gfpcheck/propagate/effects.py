@@ -115,14 +115,15 @@ class Effects:
         found = self._tests_feature.get(fid)
         if found is None:
             flow = self.program.functions[fid].flow
-            found = any(name.encode() in flow for name in self.rules.features) and any(
+            found = any(name.encode() in flow for name in self.rules.feature_tests) and any(
                 name.endswith("()") for name in self._tested(self.tree(fid)))
             self._tests_feature[fid] = found
         return found
 
     def feature_facts(self, home: str) -> tuple:
         """What the features' tests are for objects of `home` (paths.Env facts): false
-        where the subsystem binds no function to the feature's ops struct."""
+        where the subsystem binds no function to the feature's ops struct, or is not
+        one of those the feature is only in."""
         found = self._feature_facts.get(home)
         if found is None:
             if self._feature_homes is None:
@@ -131,8 +132,10 @@ class Effects:
                     struct: {self.home(fid) for (owner, _member), fids in resolver.by_member.items()
                              if owner == resolver.types.canonical(struct) for fid in fids}
                     for struct in set(self.rules.features.values())}
-            found = tuple(sorted((feature(test), EQ, "0") for test, struct in self.rules.features.items()
-                                 if home not in self._feature_homes[struct]))
+            found = tuple(sorted([(feature(test), EQ, "0") for test, struct in self.rules.features.items()
+                                  if home not in self._feature_homes[struct]]
+                                 + [(feature(test), EQ, "0") for test, homes in self.rules.features_only_in.items()
+                                    if home not in homes]))
             self._feature_facts[home] = found
         return found
 
