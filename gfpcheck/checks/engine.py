@@ -81,6 +81,7 @@ class Engine:
         self._known: bytearray | None = None
         self._clean: frozenset[int] | None = None
         self._reclaim: frozenset[int] | None = None
+        self._from_reclaim: bytearray | None = None
         rules = self.rules
         self._scope_bits = [rules.bits_of(rules.scope_clears.get(kind, ())) for kind in self.space.scope_kinds]
         self._relevant = 0  # every bit some scope clears: the bits masks are compared on
@@ -284,6 +285,23 @@ class Engine:
         for struct, member in fields:
             out.update(resolver.by_member.get((resolver.types.canonical(struct), member), ()))
         return out
+
+    def from_reclaim(self, fid: int) -> bool:
+        """Whether a path from an ops field that can run from reclaim or writeback
+        (rules: entry_contexts.reclaim) reaches the function."""
+        if self._from_reclaim is None:
+            succ = self.program.graph.succ
+            reached = bytearray(len(self.program.functions))
+            stack = sorted(self.reclaim_entries())
+            for start in stack:
+                reached[start] = 1
+            while stack:
+                for callee in succ[stack.pop()]:
+                    if not reached[callee]:
+                        reached[callee] = 1
+                        stack.append(callee)
+            self._from_reclaim = reached
+        return bool(self._from_reclaim[fid])
 
     def only_known_callers(self, fid: int) -> bool:
         """Whether every path to `fid` starts at a clean entry (a system call, a clean

@@ -113,13 +113,15 @@ class Evidence:
 
     def _unheld_believer(self, check: Check, kind: Context, chain: Chain | None, origin: Origin) -> Origin | None:
         """The mask the chain's belief starts from, when the check reports such findings
-        at the believer and no path to that mask holds the family's context."""
+        at the believer, the mask speaks for the family (GFP_NOFS, not a driver's
+        GFP_NOIO kept for reasons of its own), no path to it holds the family's
+        context, and none comes from reclaim or writeback."""
         if not check.believer_message or kind.what != BELIEF or chain is None:
             return None
         fid = chain.source
         found = self._belief_origin(self.rules.family_by_name[kind.family], fid,
                                     chain.links[0].index if chain.links else origin.index)
-        if found is None:
+        if found is None or self.engine.owner(found.mask) != kind.family or self.engine.from_reclaim(fid):
             return None
         family = self.space.family_index[kind.family]
         states = self.engine.use_states(found, None, self.a.contexts.reached.get(fid, 0))
