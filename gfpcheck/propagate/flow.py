@@ -40,7 +40,6 @@ Failure = Callable[[str, int], str | None]
 Paths = dict  # environment (paths.Env) -> states: the states of the paths that know it
 
 
-
 class FlowResult(NamedTuple):
     sites: tuple[int, ...]  # per call index: states the call can start in
     exits: int  # states at any return

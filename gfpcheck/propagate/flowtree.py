@@ -108,8 +108,9 @@ def _block(events: tuple, i: int, limit: float, rules: Ruleset, returns: list[in
             other, i = _block(events, i, c, rules, returns, kinds)
             items.extend(pre)
             condition = " ".join(payload.split()) if payload else None
+            parsed = parse_condition(condition, rules.transparent_checks, rules.feature_tests) if condition else None
             items.append((F_IF, tuple(then), tuple(other), parse_test(payload, rules) if payload else None,
-                          condition, parse_condition(condition, rules.transparent_checks, rules.feature_tests) if condition else None))
+                          condition, parsed))
         elif kind == EV_LOOP:
             # a: body start, b: body end, c: statement end (a do-while condition follows its body)
             pre, i = _block(events, i, a, rules, returns, kinds)
