@@ -46,6 +46,7 @@ class Condition(NamedTuple):
 
 
 HELD_UNSCOPED = "held-unscoped"
+RECLAIM_CALLS = 2  # how far below a reclaim or writeback ops field from_reclaim() looks
 BELIEVED_UNSCOPED = "believed-unscoped"
 REACHED = "reached"
 
@@ -287,19 +288,24 @@ class Engine:
         return out
 
     def from_reclaim(self, fid: int) -> bool:
-        """Whether a path from an ops field that can run from reclaim or writeback
-        (rules: entry_contexts.reclaim) reaches the function."""
+        """Whether the function implements an ops field that can run from reclaim or
+        writeback (rules: entry_contexts.reclaim), or is called from one within
+        RECLAIM_CALLS calls: the code whose own masks serve writeback.  Further down,
+        nearly the whole kernel is reachable from evict_inode, and says nothing."""
         if self._from_reclaim is None:
             succ = self.program.graph.succ
             reached = bytearray(len(self.program.functions))
-            stack = sorted(self.reclaim_entries())
-            for start in stack:
+            level = sorted(self.reclaim_entries())
+            for start in level:
                 reached[start] = 1
-            while stack:
-                for callee in succ[stack.pop()]:
-                    if not reached[callee]:
-                        reached[callee] = 1
-                        stack.append(callee)
+            for _ in range(RECLAIM_CALLS):
+                following = []
+                for caller in level:
+                    for callee in succ[caller]:
+                        if not reached[callee]:
+                            reached[callee] = 1
+                            following.append(callee)
+                level = following
             self._from_reclaim = reached
         return bool(self._from_reclaim[fid])
 
