@@ -17,6 +17,13 @@ implementations (sb->s_op->alloc_inode) carries a held context only into the
 implementations of the subsystem where it was taken (State.home: a btrfs
 handle reaches btrfs's alloc_inode, not 56 others), and enters the rest in a
 clean context.
+
+A state that holds, scopes or believes something also carries what the call
+that entered the function says of the parameters its conditions test
+(State.facts: `outbound == 0`, `mode == MODE_FULL`), from the constants that
+call passes; the function's flow starts from them, and from the feature tests
+that are false for objects of the subsystem where the context was taken
+(rules: features).  Facts never cross an ops call or a callback.
 """
 
 from __future__ import annotations
@@ -113,7 +120,8 @@ class Contexts:
 
     def is_fast(self, fid: int) -> bool:
         """Whether every callee of the function is entered in its own states, with
-        no facts about their parameters: only plain calls, none passing a constant."""
+        no facts about their parameters: only plain calls, none passing a constant a
+        callee's conditions test, and no feature test (rules: features) to decide."""
         return self.fast[fid] and not self._constants_passed(fid) and not self.effects.tests_feature(fid)
 
     def _constants_passed(self, fid: int) -> bool:
