@@ -334,7 +334,7 @@ class _Extractor:
         make = self._call
         calls = tuple(make(callee, args) for _end, callee, args in scope.calls)
         flow = b""
-        events = _tested_assignments(scope.events)
+        events = _tested_assignments(scope.events, self.src)
         if events:
             events.extend((end, EV_CALL, 0, 0, 0, index) for index, (end, _c, _a) in enumerate(scope.calls))
             events.sort(key=_first)
@@ -378,10 +378,14 @@ class _Extractor:
 
     def _arguments(self, inner: bytes) -> tuple:
         """What is kept of a call's arguments (declarators.argument_fact), shared by
-        every call with the same argument text; a tuple that holds a mask is noted."""
+        every call with the same argument text; a tuple that holds a mask is noted.
+        The arguments that are constants are kept apart (constants_cache)."""
         args = self.args_cache.get(inner)
         if args is None:
-            args = tuple([argument_fact(a) for a in split_arguments(inner.decode("utf-8", "replace"))])
+            parts = split_arguments(inner.decode("utf-8", "replace"))
+            constants = tuple(_constant_argument(a) for a in parts)
+            self.constants_cache[inner] = constants if any(constants) else ()
+            args = tuple([argument_fact(a) for a in parts])
             if any(a is not None and not a.isidentifier() and nesting(a) > MAX_NESTING for a in args):
                 # deeper than any mask the evaluator reads: dropped, and the file counted as degraded
                 self.problem = f"nesting too deep: a call argument nested more than {MAX_NESTING} levels is not read"
@@ -392,18 +396,6 @@ class _Extractor:
                 self.masked_args.add(id(args))
         return args
 
-    def _constants(self, inner: bytes) -> tuple:
-        """The arguments that are constants, as written (None for the others); () when
-        none is, which most calls share."""
-        found = self.constants_cache.get(inner)
-        if found is None:
-            parts = [" ".join(a.split()) for a in split_arguments(inner.decode("utf-8", "replace"))]
-            found = tuple(a if _CONSTANT_VALUE.fullmatch(a) else None for a in parts)
-            if not any(found):
-                found = ()
-            self.constants_cache[inner] = found
-        return found
-
     def _call(self, callee: Node, args_node: Node) -> tuple:
         src = self.src
         start = callee.start_byte
@@ -411,7 +403,7 @@ class _Extractor:
         line, column = row + 1, col + 1
         inner = src[args_node.start_byte + 1:args_node.end_byte - 1]
         args = self._arguments(inner) if inner else ()
-        constants = self._constants(inner) if inner else ()
+        constants = self.constants_cache[inner] if inner else ()
         result = self.results.get(start, "")
         kind = callee.type
         if kind == "identifier":
@@ -451,7 +443,7 @@ class _Extractor:
             value = node.child_by_field_name("value")
             return (start, kind, end, end, end, " ".join(text(self.src, value).split()) if value is not None else "")
         if kind == EV_ASSIGN:
-            return (start, kind, end, end, end, _assignment(self.src, node))
+            return (start, kind, end, end, end, node)  # read by _tested_assignments
         if kind == EV_GOTO or kind == EV_LABEL:
             label = node.child_by_field_name("label")
             return (start, kind, end, end, end, text(self.src, label) if label is not None else "")
@@ -679,38 +671,58 @@ _CONSTANT_VALUE = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*|NULL|true|fals
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
-def _assignment(src: bytes, node: Node) -> tuple[str, str | None]:
-    """(variable, value) of a write to a plain variable: the value when it is a
-    constant or another variable, else None."""
+def _assigned(node: Node) -> tuple[Node, Node | None]:
+    """The variable a write names, and the value written (None: `x++`, `&x`, `x |= v`)."""
     kind = node.type
     if kind == "init_declarator":
         name, value = node.child_by_field_name("declarator"), node.child_by_field_name("value")
         while name.type == "pointer_declarator":
             name = name.child_by_field_name("declarator")
-    elif kind == "assignment_expression":
-        name, value = node.child_by_field_name("left"), node.child_by_field_name("right")
+        return name, value
+    if kind == "assignment_expression":
         operator = node.child_by_field_name("operator")
-        if operator is not None and operator.type != "=":
-            value = None
-    else:
-        name, value = node.child_by_field_name("argument"), None
-    known = None
-    if value is not None:
-        written = " ".join(text(src, value).split())
-        if _CONSTANT_VALUE.fullmatch(written) or _IDENTIFIER.fullmatch(written):
-            known = written
-    return text(src, name), known
+        value = node.child_by_field_name("right") if operator is None or operator.type == "=" else None
+        return node.child_by_field_name("left"), value
+    return node.child_by_field_name("argument"), None
 
 
-def _tested_assignments(events: list) -> list:
-    """The events, without writes to variables that no condition reads."""
+def _assignment(src: bytes, value: Node | None) -> str | None:
+    """The value of a write when it is a constant or another variable, else None."""
+    if value is None:
+        return None
+    written = " ".join(text(src, value).split())
+    return written if _CONSTANT_VALUE.fullmatch(written) or _IDENTIFIER.fullmatch(written) else None
+
+
+def _constant_argument(argument: str) -> str | None:
+    """An argument as written, whitespace-normalised, when it is a constant (3, NULL,
+    A | B); None for the rest, which most are."""
+    argument = argument.strip()
+    first = argument[:1]
+    if not (first.isdigit() or first.isupper() or first in "-tf"):
+        return None
+    argument = " ".join(argument.split())
+    return argument if _CONSTANT_VALUE.fullmatch(argument) else None
+
+
+def _tested_assignments(events: list, src: bytes) -> list:
+    """The events, with writes to variables that a condition reads as (variable,
+    value) and the other writes left out."""
     if not any(e[1] == EV_ASSIGN for e in events):
         return events
     tested = set()
     for e in events:
         if (e[1] == EV_IF or e[1] == EV_SWITCH) and e[5]:
-            tested.update(_IDENTIFIER.findall(e[5]))
-    return [e for e in events if e[1] != EV_ASSIGN or e[5][0] in tested]
+            tested.update(name.encode() for name in _IDENTIFIER.findall(e[5]))
+    out = []
+    for e in events:
+        if e[1] == EV_ASSIGN:
+            name, value = _assigned(e[5])
+            if src[name.start_byte:name.end_byte] not in tested:
+                continue
+            e = (*e[:5], (text(src, name), _assignment(src, value)))
+        out.append(e)
+    return out
 
 
 def _drop_dead(captures: dict, dead: list[tuple[int, int]]) -> None:
