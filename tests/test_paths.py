@@ -28,6 +28,13 @@ def test_conditions_on_plain_variables_are_parsed_and_others_are_not() -> None:
     assert parse("(CONFIG_FOO)") is None
 
 
+def test_constants_are_read_as_c_writes_them() -> None:
+    assert pa.constant("0644") == "420" and pa.constant("0x1F") == "31" and pa.constant("10UL") == "10"
+    assert pa.constant("-1") == "-1" and pa.constant("0") == "0" and pa.constant("NULL") == "0"
+    assert pa.constant("09") is None  # not a C number
+    assert pa.constant("B | A") == "A|B" and pa.constant("x") is None
+
+
 def test_a_value_set_on_a_path_decides_a_later_test() -> None:
     env = pa.assign(pa.NOTHING, "suspend", "false")
     assert pa.learn(parse("(suspend)"), True, env, TRACKED) is None

@@ -39,7 +39,8 @@ _COMPARE = re.compile(r"(.+?)\s*(==|!=|&)\s*(.+)")
 
 def constant(text: str) -> str | None:
     """The constant a text spells, normalised: "0" for 0, NULL and false, decimal for
-    numbers, sorted "A|B" for an or of macro names; None when it is not one."""
+    numbers (C's octal 0644 too), sorted "A|B" for an or of macro names; None when
+    it is not one."""
     text = text.strip()
     if text in ("NULL", "false"):
         return "0"
@@ -47,7 +48,12 @@ def constant(text: str) -> str | None:
         return "1"
     m = _NUMBER.fullmatch(text)
     if m:
-        return str(int(m.group(1) + m.group(2), 0))
+        digits = m.group(2)
+        if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xX":  # C octal: 0644
+            if not set(digits) <= set("01234567"):
+                return None
+            return str(int(m.group(1) + digits, 8))
+        return str(int(m.group(1) + digits, 0))
     if _FLAGS.fullmatch(text):
         return "|".join(sorted(part.strip() for part in text.split("|")))
     return None
