@@ -17,6 +17,7 @@ workers send.
 from __future__ import annotations
 
 import marshal
+import re
 from typing import NamedTuple
 
 # -- call sites: (name, kind, line, column, args, base, path, result, constants) --
@@ -28,7 +29,7 @@ CALL_ARGS = 4  # per argument: its text where it may matter (a name, or gfp text
 CALL_BASE = 5  # FIELD: variable the access starts from ("" when not a plain name)
 CALL_PATH = 6  # FIELD: fields between the base and the called field
 CALL_RESULT = 7  # variable the result is assigned to, ""
-CALL_CONSTANTS = 8  # per argument: its text when it is a constant (3, NULL, A | B), else None; () when none is
+CALL_CONSTANTS = 8  # per argument: its text when constant() reads it (3, NULL, A | B), else None; () when none is
 CallSite = tuple
 
 DIRECT = 0  # name(...): a function, a macro, a parameter holding a function
@@ -163,3 +164,31 @@ def decode(data: bytes) -> FileFacts:
         tuple(new(Binding, b) for b in bindings),
         structs, typedefs, globals_, arg_names, error_nodes, problem,
     )
+
+
+# -- constants as C writes them ------------------------------------------------
+_NUMBER = re.compile(r"(-?)(0[xX][0-9a-fA-F]+|\d+)[uUlL]*")
+_FLAGS = re.compile(r"[A-Z][A-Z0-9_]*(?:\s*\|\s*[A-Z][A-Z0-9_]*)*")
+
+
+def constant(text: str) -> str | None:
+    """The constant a text spells, normalised: "0" for 0, NULL and false, decimal for
+    numbers (C's octal 0644 too), sorted "A|B" for an or of macro names; None when
+    it is not one."""
+    text = text.strip()
+    if text in ("NULL", "false"):
+        return "0"
+    if text == "true":
+        return "1"
+    m = _NUMBER.fullmatch(text)
+    if m:
+        digits = m.group(2)
+        if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xX":  # C octal: 0644
+            if not set(digits) <= set("01234567"):
+                return None
+            return str(int(m.group(1) + digits, 8))
+        return str(int(m.group(1) + digits, 0))
+    if _FLAGS.fullmatch(text):
+        return "|".join(sorted(part.strip() for part in text.split("|")))
+    return None
+

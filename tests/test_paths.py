@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from gfpcheck.facts import constant
 from gfpcheck.pipeline import ScanOptions, scan
 from gfpcheck.propagate import paths as pa
 from gfpcheck.ruleset import default_rules_dir, load_rules
@@ -29,10 +30,10 @@ def test_conditions_on_plain_variables_are_parsed_and_others_are_not() -> None:
 
 
 def test_constants_are_read_as_c_writes_them() -> None:
-    assert pa.constant("0644") == "420" and pa.constant("0x1F") == "31" and pa.constant("10UL") == "10"
-    assert pa.constant("-1") == "-1" and pa.constant("0") == "0" and pa.constant("NULL") == "0"
-    assert pa.constant("09") is None  # not a C number
-    assert pa.constant("B | A") == "A|B" and pa.constant("x") is None
+    assert constant("0644") == "420" and constant("0x1F") == "31" and constant("10UL") == "10"
+    assert constant("-1") == "-1" and constant("0") == "0" and constant("NULL") == "0"
+    assert constant("09") is None  # not a C number
+    assert constant("B | A") == "A|B" and constant("x") is None
 
 
 def test_a_value_set_on_a_path_decides_a_later_test() -> None:
@@ -62,7 +63,7 @@ def test_different_names_are_different_values_but_a_name_is_no_number() -> None:
 
 
 def test_flag_tests_read_an_or_of_flags() -> None:
-    facts = {"flags": (pa.EQ, pa.constant("LOOKUP_FOLLOW | LOOKUP_DOWN"))}
+    facts = {"flags": (pa.EQ, constant("LOOKUP_FOLLOW | LOOKUP_DOWN"))}
     assert pa.evaluate(parse("(flags & LOOKUP_DOWN)"), facts) is True
     assert pa.evaluate(parse("(flags & LOOKUP_RCU)"), facts) is None
     assert pa.evaluate(parse("(flags & LOOKUP_RCU)"), {"flags": (pa.EQ, "0")}) is False

@@ -20,10 +20,10 @@ from tree_sitter import Node, QueryCursor
 
 from ..facts import (
     DIRECT,
+    EV_ASSIGN,
     EV_BREAK,
     EV_CALL,
     EV_CASE,
-    EV_ASSIGN,
     EV_CONTINUE,
     EV_GOTO,
     EV_IF,
@@ -36,6 +36,7 @@ from ..facts import (
     Binding,
     FileFacts,
     Function,
+    constant,
     empty_facts,
 )
 from ..kconfig.conditions import apply_config, constant_atom, evaluate
@@ -666,8 +667,6 @@ def _dead_branches(src: bytes, ifs) -> list[tuple[int, int]]:
     return outer
 
 
-_CONSTANT_VALUE = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*|NULL|true|false|[A-Z][A-Z0-9_]*"
-                             r"(?:\s*\|\s*[A-Z][A-Z0-9_]*)*")
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
@@ -691,7 +690,7 @@ def _assignment(src: bytes, value: Node | None) -> str | None:
     if value is None:
         return None
     written = " ".join(text(src, value).split())
-    return written if _CONSTANT_VALUE.fullmatch(written) or _IDENTIFIER.fullmatch(written) else None
+    return written if constant(written) is not None or _IDENTIFIER.fullmatch(written) else None
 
 
 def _constant_argument(argument: str) -> str | None:
@@ -702,7 +701,7 @@ def _constant_argument(argument: str) -> str | None:
     if not (first.isdigit() or first.isupper() or first in "-tf"):
         return None
     argument = " ".join(argument.split())
-    return argument if _CONSTANT_VALUE.fullmatch(argument) else None
+    return argument if constant(argument) is not None else None
 
 
 def _tested_assignments(events: list, src: bytes) -> list:

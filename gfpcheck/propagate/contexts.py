@@ -31,7 +31,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 
-from ..facts import CALL_CONSTANTS
+from ..facts import CALL_CONSTANTS, constant
 from ..link import T_BEGIN, T_END, T_FUNC, T_INDIRECT, T_PARAM, Program, subsystem
 from . import paths as pa
 from . import state as st
@@ -168,7 +168,7 @@ class Contexts:
                 known = []
                 for position, text in enumerate(constants[:len(params)]):
                     name = params[position][0]
-                    value = pa.constant(text) if text and name in tested else None
+                    value = constant(text) if text and name in tested else None
                     if value is not None:
                         known.append((name, pa.EQ, value))
                 facts = tuple(sorted(known))

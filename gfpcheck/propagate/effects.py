@@ -42,7 +42,7 @@ from .flowtree import (
     tracked_variables,
 )
 from .origins import Origins
-from .paths import EQ, feature, variables
+from .paths import EQ, feature, is_feature, variables
 
 _CONTEXT_APIS = frozenset((T_SCOPE, T_BEGIN, T_END, T_STOP))  # calls that always change the context
 _MAX_REVISITS = 8  # a summary in a recursive cycle settles long before this
@@ -116,7 +116,7 @@ class Effects:
         if found is None:
             flow = self.program.functions[fid].flow
             found = any(name.encode() in flow for name in self.rules.feature_tests) and any(
-                name.endswith("()") for name in self._tested(self.tree(fid)))
+                is_feature(name) for name in self._tested(self.tree(fid)))
             self._tests_feature[fid] = found
         return found
 

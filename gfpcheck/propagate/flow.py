@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ..facts import CALL_RESULT
+from ..facts import CALL_RESULT, constant
 from . import paths as pa
 from .flowtree import (
     CALL_RESULT_TESTED,
@@ -102,7 +102,7 @@ def _final(run: _Run, end: int, void: bool) -> int:
 def _matches(env: pa.Env, variable: str, values: tuple[str, ...]) -> bool:
     """Whether the path knows the variable equals one of the case values."""
     fact = next((f for f in env if f[0] == variable), None)
-    return fact is not None and fact[1] == pa.EQ and fact[2] in {pa.constant(v) for v in values if v}
+    return fact is not None and fact[1] == pa.EQ and fact[2] in {constant(v) for v in values if v}
 
 
 class _Run:

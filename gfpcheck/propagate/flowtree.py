@@ -23,10 +23,11 @@ from ..facts import (
     EV_RETURN,
     EV_SWITCH,
     Function,
+    constant,
     flow_events,
 )
 from ..ruleset import Ruleset
-from .paths import closes_at_end, constant, parse_condition, split_top, strip_parens, variables
+from .paths import closes_at_end, parse_condition, split_top, strip_parens, variables
 
 # Tree items: tuples whose first element is one of these.
 F_CALL = 0  # (F_CALL, call_index)

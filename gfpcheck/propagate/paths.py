@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ..facts import constant
+
 # A condition: ("test", variable, op, constant) with op one of TRUTH ("x"),
 # EQ ("x == C"), NE, AND_FLAG ("x & C"); or ("not", c), ("and", a, b), ("or", a, b).
 TRUTH, EQ, NE, AND_FLAG = "truth", "==", "!=", "&"
@@ -32,36 +34,16 @@ NOTHING: Env = ()
 MAX_PATHS = 8  # environments kept apart at one point; more are folded into what they share
 
 _NAME = re.compile(r"[A-Za-z_]\w*")
-_NUMBER = re.compile(r"(-?)(0[xX][0-9a-fA-F]+|\d+)[uUlL]*")
-_FLAGS = re.compile(r"[A-Z][A-Z0-9_]*(?:\s*\|\s*[A-Z][A-Z0-9_]*)*")
 _COMPARE = re.compile(r"(.+?)\s*(==|!=|&)\s*(.+)")
-
-
-def constant(text: str) -> str | None:
-    """The constant a text spells, normalised: "0" for 0, NULL and false, decimal for
-    numbers (C's octal 0644 too), sorted "A|B" for an or of macro names; None when
-    it is not one."""
-    text = text.strip()
-    if text in ("NULL", "false"):
-        return "0"
-    if text == "true":
-        return "1"
-    m = _NUMBER.fullmatch(text)
-    if m:
-        digits = m.group(2)
-        if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xX":  # C octal: 0644
-            if not set(digits) <= set("01234567"):
-                return None
-            return str(int(m.group(1) + digits, 8))
-        return str(int(m.group(1) + digits, 0))
-    if _FLAGS.fullmatch(text):
-        return "|".join(sorted(part.strip() for part in text.split("|")))
-    return None
 
 
 def feature(name: str) -> str:
     """The variable that stands for a feature test (rules: features) in facts."""
     return name + "()"
+
+
+def is_feature(variable: str) -> bool:
+    return variable.endswith("()")
 
 
 @lru_cache(maxsize=1 << 15)
