@@ -38,7 +38,9 @@ from .flowtree import (
     TEST_TRUTHY,
     aliases,
     build_tree,
+    items,
     returns_by_call,
+    tests,
     tracked_variables,
 )
 from .origins import Origins
@@ -104,7 +106,7 @@ class Effects:
         if not self.program.functions[fid].flow:
             return {}
         tree = self.tree(fid)
-        names = aliases(tree, self.program.functions[fid].params[handle[0]][0]) & self._tested(tree)
+        names = aliases(tree, self.program.functions[fid].params[handle[0]][0]) & tests(tree).keys()
         if not names:
             return {}
         family = self.space.family_index[self.rules.handle_family.get(handle[1], "fs")]
@@ -116,7 +118,7 @@ class Effects:
         if found is None:
             flow = self.program.functions[fid].flow
             found = any(name.encode() in flow for name in self.rules.feature_tests) and any(
-                is_feature(name) for name in self._tested(self.tree(fid)))
+                is_feature(name) for name in tests(self.tree(fid)))
             self._tests_feature[fid] = found
         return found
 
@@ -175,40 +177,15 @@ class Effects:
             return False
 
         out: set[str] = set()
-        stack = [self.tree(fid)]
-        while stack:
-            for item in stack.pop():
-                op = item[0]
-                if op == F_IF:
-                    tested = variables(item[5]) & params
-                    if tested and (decides(item[1]) or decides(item[2])):
-                        out |= tested
-                    stack.extend((item[1], item[2]))
-                elif op == F_SWITCH:
-                    if item[2] in params and decides(item[1]):
-                        out.add(item[2])
-                    stack.append(item[1])
-                elif op == F_LOOP:
-                    stack.append(item[1])
+        for item in items(self.tree(fid)):
+            if item[0] == F_IF:
+                tested = variables(item[5]) & params
+                if tested and (decides(item[1]) or decides(item[2])):
+                    out |= tested
+            elif item[0] == F_SWITCH and item[2] in params and decides(item[1]):
+                out.add(item[2])
         return frozenset(out)
 
-    @staticmethod
-    def _tested(tree: tuple) -> set[str]:
-        """The variables the function's `if` conditions and switches test."""
-        out: set[str] = set()
-        stack = [tree]
-        while stack:
-            for item in stack.pop():
-                if item[0] == F_IF:
-                    out |= variables(item[5])
-                    stack.extend((item[1], item[2]))
-                elif item[0] == F_SWITCH:
-                    if item[2]:
-                        out.add(item[2])
-                    stack.append(item[1])
-                elif item[0] == F_LOOP:
-                    stack.append(item[1])
-        return out
 
     def family_of(self, target: tuple) -> str:
         """The family a begin or end API's context belongs to."""

@@ -9,6 +9,7 @@ change the context are ever rebuilt, so this costs nothing for most of a tree.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from ..facts import (
     EV_ASSIGN,
@@ -168,45 +169,43 @@ def call_guards(tree: tuple) -> dict[int, str]:
     return guards
 
 
+def items(tree: tuple) -> Iterator[tuple]:
+    """Every item of a flow tree, those in the blocks of ifs, loops and switches too."""
+    stack = [tree]
+    while stack:
+        for item in stack.pop():
+            yield item
+            op = item[0]
+            if op == F_IF:
+                stack.extend((item[1], item[2]))
+            elif op == F_LOOP or op == F_SWITCH:
+                stack.append(item[1])
+
+
+def tests(tree: tuple) -> dict[str, int]:
+    """How many `if` conditions and switches test each variable."""
+    out: dict[str, int] = {}
+    for item in items(tree):
+        if item[0] == F_IF:
+            for name in variables(item[5]):
+                out[name] = out.get(name, 0) + 1
+        elif item[0] == F_SWITCH and item[2]:
+            out[item[2]] = out.get(item[2], 0) + 1
+    return out
+
+
 def tracked_variables(tree: tuple) -> frozenset[str]:
     """The variables whose value a path should remember: those tested by two
     conditions or more, or tested once and given a constant somewhere (a value set
     on one path and read later), since a single test learns nothing it can use."""
-    tests: dict[str, int] = {}
-    constants: set[str] = set()
-    stack = [tree]
-    while stack:
-        for item in stack.pop():
-            op = item[0]
-            if op == F_IF:
-                for name in variables(item[5]):
-                    tests[name] = tests.get(name, 0) + 1
-                stack.extend((item[1], item[2]))
-            elif op == F_SWITCH:
-                if item[2]:
-                    tests[item[2]] = tests.get(item[2], 0) + 1
-                stack.append(item[1])
-            elif op == F_LOOP:
-                stack.append(item[1])
-            elif op == F_ASSIGN and item[2] is not None and constant(item[2]) is not None:
-                constants.add(item[1])
-    return frozenset(name for name, count in tests.items() if count > 1 or name in constants)
+    constants = {item[1] for item in items(tree)
+                 if item[0] == F_ASSIGN and item[2] is not None and constant(item[2]) is not None}
+    return frozenset(name for name, count in tests(tree).items() if count > 1 or name in constants)
 
 
 def aliases(tree: tuple, name: str) -> set[str]:
     """The variables the function sets to `name` (`trans = trans_in;`), and `name`."""
-    out = {name}
-    stack = [tree]
-    while stack:
-        for item in stack.pop():
-            op = item[0]
-            if op == F_ASSIGN and item[2] == name:
-                out.add(item[1])
-            elif op == F_IF:
-                stack.extend((item[1], item[2]))
-            elif op in (F_LOOP, F_SWITCH):
-                stack.append(item[1])
-    return out
+    return {name} | {item[1] for item in items(tree) if item[0] == F_ASSIGN and item[2] == name}
 
 
 def _made_by_call(value: str | None) -> bool:
@@ -216,34 +215,12 @@ def _made_by_call(value: str | None) -> bool:
 
 def returns_by_call(tree: tuple) -> frozenset[int]:
     """The numbers of the returns whose value a call in the statement made."""
-    out = set()
-    stack = [tree]
-    while stack:
-        for item in stack.pop():
-            op = item[0]
-            if op == F_RETURN and item[5]:
-                out.add(item[1])
-            elif op == F_IF:
-                stack.extend((item[1], item[2]))
-            elif op in (F_LOOP, F_SWITCH):
-                stack.append(item[1])
-    return frozenset(out)
+    return frozenset(item[1] for item in items(tree) if item[0] == F_RETURN and item[5])
 
 
 def return_places(tree: tuple) -> dict[int, tuple[int, int]]:
     """(line, column) of each return of a flow tree, by its number."""
-    places: dict[int, tuple[int, int]] = {}
-    stack = [tree]
-    while stack:
-        for item in stack.pop():
-            op = item[0]
-            if op == F_RETURN:
-                places[item[1]] = (item[3], item[4])
-            elif op == F_IF:
-                stack.extend((item[1], item[2]))
-            elif op in (F_LOOP, F_SWITCH):
-                stack.append(item[1])
-    return places
+    return {item[1]: (item[3], item[4]) for item in items(tree) if item[0] == F_RETURN}
 
 
 _WRAPPED = re.compile(r"([A-Za-z_]\w*)\s*\((.*)\)", re.DOTALL)
