@@ -51,7 +51,7 @@ from .extract.runner import (
 )
 from .facts import FileFacts
 from .findings import Finding, Stats
-from .kconfig import KernelConfig, built_sources
+from .kconfig import BuiltSet, KernelConfig, built_sources
 from .link import link
 from .propagate.contexts import Contexts
 from .propagate.effects import Effects
@@ -131,15 +131,19 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
         seconds[stage] = round(seconds.get(stage, 0) + now - clock, 3)
         clock = now
 
-    rules = (rules or load_rules(options.rules_dirs)).with_kconfig(options.kconfig)
-    sources, skipped = scan_sources(options)
+    rules = rules or load_rules(options.rules_dirs)
+    sources, skipped, built = _scan_sources(options)
+    units = built.units if built is not None else ()
+    defines = built.defines if built is not None else frozenset()
+    rules = rules.with_kconfig(options.kconfig, frozenset(d for d in defines if d[1] in rules.build_switches))
     lap("discover")
     salted = facts_salt(rules)
     tree = _key(sources, salted, options, rules, progress, lap)
     keyed = tree.keyed
     results = cache_for(options.cache_dir, RESULTS)
     # Findings depend on all of gfpcheck's code, facts only on the extractor's.
-    result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed],
+    result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed]
+                              + [f"{path}\0{unit}" for path, unit in units],
                               salt(salted.hex(), code_digest()))
     lap("key")
     stored = _load_result(results, result_key)
@@ -151,7 +155,7 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
         stats = replace(stats, cache={"result_reused": 1, "facts_reused": len(keyed) - len(tree.fresh),
                                       "files_extracted": len(tree.fresh)})
     else:
-        every, stats, degraded, analysis = _analyse(tree, rules, options, progress, salted, lap)
+        every, stats, degraded, analysis = _analyse(tree, rules, options, progress, salted, lap, units)
         if results is not None:
             results.put(result_key, _dump_result(every, stats, degraded))
     floor = CONFIDENCE_ORDER[options.min_confidence]
@@ -171,15 +175,23 @@ RESULTS = "results"  # the cache's kind for whole-scan results
 
 def scan_sources(options: ScanOptions) -> tuple[list[Source], list[Skipped]]:
     """The files a scan reads, as discovered with the files given in memory applied."""
+    sources, skipped, _ = _scan_sources(options)
+    return sources, skipped
+
+
+def _scan_sources(options: ScanOptions) -> tuple[list[Source], list[Skipped], BuiltSet | None]:
+    """The files a scan reads, what was skipped, and what Kbuild says of them
+    (None without a configuration)."""
     excludes = options.excludes + arch_excludes(options.root, options.arch)
     files, skipped = discover(list(options.paths), options.root, excludes, options.max_file_size)
     unbuilt: set[str] = set()
+    built = None
     if options.kconfig is not None:
-        files, unbuilt = _built(files, options, excludes)
+        files, unbuilt, built = _built(files, options, excludes)
         skipped = sorted(skipped + [Skipped(path, NOT_BUILT) for path in unbuilt], key=lambda s: s.path)
     sources = [Source(f.path, f.location, stamp=f.stamp) for f in files]
     if not options.overrides:
-        return sources, skipped
+        return sources, skipped, built
     scanned = [_relative_dir(path, options.root) for path in options.paths]
 
     def admitted(path: str, data: bytes) -> bool:
@@ -189,14 +201,16 @@ def scan_sources(options: ScanOptions) -> tuple[list[Source], list[Skipped]]:
                 and any(prefix is not None and (prefix == "" or path.startswith(prefix + "/") or path == prefix)
                         for prefix in scanned))
 
-    return _with_overrides(sources, options.overrides, admitted), skipped
+    return _with_overrides(sources, options.overrides, admitted), skipped, built
 
 
 NOT_BUILT = "not built with this configuration"
 
 
-def _built(files: list[SourceFile], options: ScanOptions, excludes: tuple[str, ...]) -> tuple[list[SourceFile], set[str]]:
-    """`files` less the .c files Kbuild would not compile, and those left out."""
+def _built(files: list[SourceFile], options: ScanOptions,
+           excludes: tuple[str, ...]) -> tuple[list[SourceFile], set[str], BuiltSet]:
+    """`files` less the .c files Kbuild would not compile, those left out, and
+    what Kbuild says of the tree."""
     locations = {f.path: f.location for f in files}
 
     def read(rel: str) -> bytes | None:
@@ -211,7 +225,7 @@ def _built(files: list[SourceFile], options: ScanOptions, excludes: tuple[str, .
             unbuilt.add(f.path)
         else:
             kept.append(f)
-    return kept, unbuilt
+    return kept, unbuilt, built
 
 
 def _relative_dir(path: Path, root: Path) -> str | None:
@@ -282,7 +296,8 @@ def _extract(tree: _KeyedTree, rules: Ruleset, options: ScanOptions, salted: byt
 
 
 def _analyse(tree: _KeyedTree, rules: Ruleset, options: ScanOptions, progress: Progress, salted: bytes,
-             lap: Callable[[str], None]) -> tuple[list[Finding], Stats, tuple[Skipped, ...], Analysis]:
+             lap: Callable[[str], None],
+             units: tuple[tuple[str, str], ...]) -> tuple[list[Finding], Stats, tuple[Skipped, ...], Analysis]:
     """Every finding of the tree, whatever its confidence, the tree's figures, and the analysis."""
     keyed = tree.keyed
     if not tree.started:
@@ -296,7 +311,7 @@ def _analyse(tree: _KeyedTree, rules: Ruleset, options: ScanOptions, progress: P
     effects = Effects(program, rules, origins)
     contexts = Contexts(program, effects)
     lap("propagate")
-    analysis = Analysis(program, rules, origins, effects, contexts)
+    analysis = Analysis(program, rules, origins, effects, contexts, units)
     every = fingerprint(run_checks(analysis))
     lap("check")
     degraded = tuple(Skipped(f.path, f.problem) for f in facts if f.problem)

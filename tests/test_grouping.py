@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from gfpcheck.checks.grouping import Reported, at_fix_sites, fix_site
+from gfpcheck.checks.grouping import Reported, at_fix_sites, fix_site, units_of
 from gfpcheck.findings import ChainStep, Covered, Finding
 
 from .test_cli import FIXTURES, gfpcheck
@@ -51,6 +51,36 @@ def test_an_allocation_inside_the_subsystem_that_took_the_context_stays_where_it
     helper = allocation("demofs_fill", "fs/demofs/fill.c", 9, above=(CALL,))
     assert fix_site(direct) is None and fix_site(helper) is None
     assert at_fix_sites([Reported(direct, True), Reported(helper, True)]) == [direct, helper]
+
+
+def test_with_kbuild_objects_the_fix_site_is_where_the_chain_first_leaves_the_object():
+    """dm-cache takes the block I/O context and calls into persistent-data, which
+    calls dm-bufio back in drivers/md: one subsystem, three objects."""
+    source = ChainStep("cache_map", "drivers/md/dm-cache-target.c", 10, 1, "implements target_type.map")
+    abort = ChainStep("cache_abort", "drivers/md/dm-cache-metadata.c", 20, 2, "calls bm_create()")
+    inline = ChainStep("bm_size", "drivers/md/persistent-data/bm.h", 5, 2, "calls bm_create()")
+    create = ChainStep("bm_create", "drivers/md/persistent-data/bm.c", 30, 2, "calls dm_bufio_client_create()")
+    units = units_of({"drivers/md/dm-cache-target.c": "drivers/md/dm-cache",
+                      "drivers/md/dm-cache-metadata.c": "drivers/md/dm-cache",
+                      "drivers/md/persistent-data/bm.c": "drivers/md/persistent-data/dm-persistent-data"})
+
+    def at(function: str, file: str, line: int, *above: ChainStep) -> Finding:
+        step = ChainStep(function, file, line, 2, "kzalloc() with GFP_KERNEL")
+        return Finding(rule="noio-recursion", severity="error", file=file, line=line, column=2, function=function,
+                       allocator="kzalloc", gfp="GFP_KERNEL", message="kzalloc() with GFP_KERNEL",
+                       chain=(source, abort, *above, step), confidence="high")
+
+    bufio = at("dm_bufio_client_create", "drivers/md/dm-bufio.c", 40, create)
+    pool = at("bm_create", "drivers/md/persistent-data/bm.c", 33)
+    own = at("cache_abort", "drivers/md/dm-cache-metadata.c", 22)
+    assert fix_site(bufio, units) == 1 and fix_site(own, units) is None
+    assert fix_site(bufio) is None  # by subsystem, dm-bufio.c is still drivers/md: reported where it is
+    # a header's step goes with the unit that includes it: the call into it does not leave the unit
+    through_header = at("bm_create", "drivers/md/persistent-data/bm.c", 33, inline)
+    assert fix_site(through_header, units) == 1
+    (grouped, kept) = at_fix_sites([Reported(bufio, True), Reported(pool, True), Reported(own, True)], units)
+    assert (grouped.file, grouped.line, len(grouped.covers)) == ("drivers/md/dm-cache-metadata.c", 20, 2)
+    assert kept == own
 
 
 def test_findings_differ_by_rule_source_or_fix_site_and_untaken_contexts_stay():

@@ -21,7 +21,7 @@ from ..propagate.witness import BELIEF, CLEAN, HELD, SCOPE, Context, Witness
 from .catalog import SEVERITY_ORDER, Check
 from .engine import Analysis, Engine, Verdict
 from .evidence import Evidence
-from .grouping import Reported, at_fix_sites
+from .grouping import Reported, at_fix_sites, units_of
 
 
 def _registered() -> tuple[ModuleType, ...]:
@@ -52,7 +52,7 @@ def lookup(name: str) -> Check | None:
 def run_checks(analysis: Analysis) -> list[Finding]:
     """Every registered check's findings, one per rule and reported call, those that
     share a root cause reported once at its fix site, sorted by place."""
-    return sorted(at_fix_sites(_findings(analysis)), key=Finding.sort_key)
+    return sorted(at_fix_sites(_findings(analysis), units_of(dict(analysis.units))), key=Finding.sort_key)
 
 
 def _findings(analysis: Analysis) -> Iterator[Reported]:

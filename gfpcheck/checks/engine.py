@@ -35,6 +35,7 @@ class Analysis:
     origins: Origins
     effects: Effects
     contexts: Contexts
+    units: tuple[tuple[str, str], ...] = ()  # (.c file, the Kbuild object it is linked into); none without a config
 
 
 class Condition(NamedTuple):

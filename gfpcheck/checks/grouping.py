@@ -7,19 +7,23 @@ them are fixed by one change where the subsystem that took the context calls
 out (a memalloc_nofs scope around that call, or a NOFS mask passed to it).
 
 This stage takes the checks' findings and reports those at their fix site:
-the last step of the chain inside the subsystem of the chain's first step
-(fs/btrfs for fs/btrfs/volumes.c).  Findings of one rule with the same source
+the call where the chain first leaves the unit of its first step.  With a
+kernel configuration a unit is what Kbuild links a file into (the btrfs
+module, dm-cache's objects, a directory's built-in files); without one it is
+the subsystem (fs/btrfs for fs/btrfs/volumes.c).  A header's step belongs to
+the unit of the step before it.  Findings of one rule with the same source
 and the same fix site become one, which keeps the evidence of the member with
 the shortest chain and lists every allocation it stands for in `covers`.  A
-finding whose allocation lies inside that subsystem is its own fix site and
-stays as it is, with `covers` empty.  A finding the checks already reported
-at the mask that starts its chain (a GFP_NOFS no handle justifies) covers the
-allocation it names; those of one mask become one.
+finding whose allocation lies inside that unit (if only back through a
+callback) is its own fix site and stays as it is, with `covers` empty.  A
+finding the checks already reported at the mask that starts its chain (a
+GFP_NOFS no handle justifies) covers the allocation it names; those of one
+mask become one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -39,27 +43,43 @@ class Reported(NamedTuple):
     taken: bool
 
 
+Unit = Callable[[str], str | None]  # a file's unit, None for a header (it goes with its includer)
+
+
+def units_of(units: Mapping[str, str]) -> Unit:
+    """The unit of a file: Kbuild's object for a built .c file (`units`), else its
+    directory; None for a header.  Without Kbuild's word on any file, the subsystem."""
+    if not units:
+        return subsystem
+
+    def unit(path: str) -> str | None:
+        if path.endswith(".h"):
+            return None
+        return units.get(path) or path[:path.rfind("/") + 1]
+
+    return unit
+
+
 class _Key(NamedTuple):
     rule: str
     source: tuple[str, str, int]  # function, file, line
     fix: tuple[str, str, int]
 
 
-def at_fix_sites(reported: Iterable[Reported]) -> list[Finding]:
+def at_fix_sites(reported: Iterable[Reported], unit: Unit = subsystem) -> list[Finding]:
     """The findings with each group that shares a rule, a source and a fix site
     outside its allocation made one finding at that fix site; in input order,
     a group where its first member was."""
     out: list[Finding | _Key] = []
     groups: dict[_Key, list[tuple[Finding, int]]] = {}
     for finding, taken in reported:
-        fix = fix_site(finding) if taken else None
+        fix = fix_site(finding, unit) if taken else None
         if fix is None and taken and finding.covers and _at_source(finding):
             fix = 0  # a mask reported at itself, for the allocations below it
         if fix is None:
             out.append(finding)
             continue
-        source, step = finding.chain[0], finding.chain[fix]
-        key = _Key(finding.rule, _place(source), _place(step))
+        key = _Key(finding.rule, _place(finding.chain[0]), _place(finding.chain[fix]))
         if key not in groups:
             groups[key] = []
             out.append(key)
@@ -67,17 +87,28 @@ def at_fix_sites(reported: Iterable[Reported]) -> list[Finding]:
     return [_merged(groups[item]) if isinstance(item, _Key) else item for item in out]
 
 
-def fix_site(finding: Finding) -> int | None:
+def fix_site(finding: Finding, unit: Unit = subsystem) -> int | None:
     """The index of the chain step where the finding is fixed, when that is not
-    where it is reported: the last step inside the subsystem of the chain's
-    source, above the reported step.  None when the finding is reported at or
-    above that step already (an allocation inside the subsystem, a mask at the
-    source itself)."""
+    where it is reported: the last step inside the unit of the chain's source
+    before the chain first leaves it, above the reported step.  None when the
+    finding is reported at or above that step already (an allocation inside the
+    unit, a mask at the source itself)."""
     chain = finding.chain
     if len(chain) < 2:
         return None
-    home = subsystem(chain[0].file)
-    fix = max(i for i, step in enumerate(chain) if subsystem(step.file) == home)
+    units = [unit(step.file) for step in chain]
+    home = next((u for u in units if u is not None), None)
+    if next((u for u in reversed(units) if u is not None), None) == home:
+        return None  # the allocation is in the unit (back through a callback, maybe): fixed where it is
+    fix, current = 0, home
+    for i, u in enumerate(units):
+        current = current if u is None else u
+        if current != home:
+            break
+        if u is not None or i == 0:
+            fix = i
+    else:
+        return None  # the chain never leaves the unit
     at = (finding.function, finding.file, finding.line, finding.column)
     reported = next((i for i in range(len(chain) - 1, -1, -1)
                      if (chain[i].function, chain[i].file, chain[i].line, chain[i].column) == at), None)
@@ -90,9 +121,9 @@ def _merged(members: list[tuple[Finding, int]]) -> Finding:
     """One finding at the group's fix site, with the evidence of its member with
     the shortest chain (ties by place), the strongest severity and confidence of
     any, and every member's allocation in `covers`."""
-    representative, fix = min(members, key=lambda m: (len(m[0].chain), m[0].sort_key()))
     findings = [finding for finding, _ in members]
     covers = tuple(sorted({c for finding in findings for c in (finding.covers or (_covered(finding),))}))
+    representative, fix = min(members, key=lambda m: (len(m[0].chain), m[0].sort_key()))
     step: ChainStep = representative.chain[fix]
     callee = representative.chain[fix + 1].function
     if fix == 0 and _at_source(representative):

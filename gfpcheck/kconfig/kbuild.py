@@ -12,6 +12,12 @@ decided, and the usual text functions (`addprefix`, `patsubst`, ...).  Then
 directory entered.  A reached directory with neither file is read whole.  A
 .c file no object names is still built when a built .c file includes it
 (`#include "fair.c"`).
+
+Each built file also gets its unit, the object it is linked into: `btrfs`
+for every part of `btrfs-y`, `dm-cache` for dm-cache-target.c and
+dm-cache-metadata.c but not for dm-bufio.c; a file that is an object of its
+own belongs to its directory's unit (block/, mm/).  A report is grouped at
+the call where its chain leaves the unit that took the context.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from .dotconfig import KernelConfig
 _ASSIGN = re.compile(r"^(?:export\s+|override\s+)?((?:\$[({][^)}]*[)}]|[^\s=:+?#$])+)\s*(:{1,3}=|\+=|\?=|=)\s*(.*)$")
 _CONDITIONAL = re.compile(r"^(ifeq|ifneq|ifdef|ifndef)\b\s*(.*)$")
 _INCLUDE_C = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+\.c)"', re.M)
+_DASH_D = re.compile(r"-D\s*([A-Za-z_]\w*)")  # a macro defined on the compiler's command line
 _OBJECT_LISTS = ("obj-y", "obj-m", "lib-y", "lib-m", "subdir-y", "subdir-m")
 _ROOT_LISTS = ("core-y", "libs-y", "drivers-y", "head-y", "init-y", "net-y", "virt-y")
 _PART_SUFFIXES = ("-y", "-objs", "-m")
@@ -41,6 +48,8 @@ class BuiltSet:
     files: frozenset[str]
     whole: frozenset[str]  # root-relative directories, "/"-terminated
     makefiles: int  # Makefiles and Kbuild files read
+    units: tuple[tuple[str, str], ...] = ()  # (.c file, the object it is linked into), by file
+    defines: frozenset[tuple[str, str]] = frozenset()  # (directory, NAME) for each -DNAME in its Makefiles
 
     def builds(self, rel: str) -> bool:
         return rel in self.files or rel[:rel.rfind("/") + 1] in self.whole
@@ -56,15 +65,16 @@ def built_sources(root: Path, config: KernelConfig, arch: str, sources: Iterable
     candidates = sorted(s for s in sources if s.endswith(".c"))
     built = {s for s in candidates if s in walker.files}
     whole = frozenset(walker.whole)
-    _add_included(candidates, built, whole, read, config)
-    return BuiltSet(frozenset(built), whole, walker.makefiles)
+    _add_included(candidates, built, whole, read, config, walker.units)
+    units = tuple(sorted((rel, walker.units[rel]) for rel in built if rel in walker.units))
+    return BuiltSet(frozenset(built), whole, walker.makefiles, units, frozenset(walker.defines))
 
 
 def _add_included(candidates: list[str], built: set[str], whole: frozenset[str],
-                  read: Callable[[str], bytes | None], config: KernelConfig) -> None:
+                  read: Callable[[str], bytes | None], config: KernelConfig, units: dict[str, str]) -> None:
     """Add the .c files a built .c file includes, transitively, where the include
     is not in a branch the configuration leaves out (mballoc.c includes its KUnit
-    tests under `#ifdef CONFIG_EXT4_KUNIT_TESTS`)."""
+    tests under `#ifdef CONFIG_EXT4_KUNIT_TESTS`); each is in its includer's unit."""
     left = {rel for rel in candidates if rel not in built and rel[:rel.rfind("/") + 1] not in whole}
     if not left:
         return
@@ -83,6 +93,8 @@ def _add_included(candidates: list[str], built: set[str], whole: frozenset[str],
             if target in left:
                 left.discard(target)
                 built.add(target)
+                if rel in units:
+                    units[target] = units[rel]
                 if target not in seen:
                     seen.add(target)
                     work.append(target)
@@ -96,6 +108,8 @@ class _Walker:
         self.skip = skip
         self.files: set[str] = set()
         self.whole: set[str] = set()
+        self.units: dict[str, str] = {}  # file -> "dir/stem" of the composite object it is part of
+        self.defines: set[tuple[str, str]] = set()
         self.makefiles = 0
 
     def walk(self) -> None:
@@ -131,17 +145,21 @@ class _Walker:
                 if entry.endswith("/"):
                     entered.append(_directory(directory + entry))
                 elif entry.endswith(".o"):
-                    self.add_object(directory, entry[:-2], variables, 0)
+                    self.add_object(directory, entry[:-2], variables, 0, None)
         return entered
 
-    def add_object(self, directory: str, stem: str, variables: dict[str, str], depth: int) -> None:
+    def add_object(self, directory: str, stem: str, variables: dict[str, str], depth: int,
+                   unit: str | None) -> None:
         parts = " ".join(variables.get(stem + suffix, "") for suffix in _PART_SUFFIXES).split()
         if parts and depth < 8:
             for part in parts:
                 if part.endswith(".o") and part[:-2] != stem:
-                    self.add_object(directory, part[:-2], variables, depth + 1)
+                    self.add_object(directory, part[:-2], variables, depth + 1, unit or directory + stem)
             return
-        self.files.add(os.path.normpath(directory + stem + ".c"))
+        path = os.path.normpath(directory + stem + ".c")
+        self.files.add(path)
+        if unit is not None:
+            self.units.setdefault(path, unit)
 
     def read_makefile(self, directory: str, name: str) -> dict[str, str] | None:
         path = self.root / directory / name
@@ -150,6 +168,7 @@ class _Walker:
         except OSError:
             return None
         self.makefiles += 1
+        self.defines.update((directory, name) for name in _DASH_D.findall(text))
         return _Makefile(self.config, self.arch, self.root).run(text)
 
 
