@@ -130,6 +130,7 @@ class Ruleset:
     entry_macros: dict[str, str]  # macro -> name pattern; what it defines is a clean entry point
     define_macros: dict[str, str]  # macro -> name pattern; what it defines is an ordinary function
     do_while_macros: frozenset[str]  # macros standing for `while (...)` at the end of a do-while
+    build_switches: frozenset[str]  # macros only a file's own #define or its Makefile's -D defines (DEBUG)
     noreturn: frozenset[str]
     release: frozenset[str]  # functions that give memory back: a context is not followed into them
     # condition -> ops struct: the test holds only for objects of a subsystem that binds that struct
@@ -145,17 +146,33 @@ class Ruleset:
     # The kernel configuration being scanned, when one is: what the build
     # contains is part of what the analysis knows (and of every cache key).
     kconfig: KernelConfig | None = None
+    # With a configuration: (directory, name) for each build switch a Makefile
+    # there passes with -D, under whatever condition.
+    makefile_defines: frozenset[tuple[str, str]] = frozenset()
 
     @cached_property
     def feature_tests(self) -> frozenset[str]:
         return frozenset(self.features) | frozenset(self.features_only_in)
 
-    def with_kconfig(self, kconfig: KernelConfig | None) -> Ruleset:
-        """These rules for a tree built with `kconfig`."""
+    def with_kconfig(self, kconfig: KernelConfig | None,
+                     makefile_defines: frozenset[tuple[str, str]] = frozenset()) -> Ruleset:
+        """These rules for a tree built with `kconfig`, whose Makefiles pass the
+        build switches `makefile_defines` with -D."""
         if kconfig is None:
             return self
-        digest = hashlib.sha256(f"{self.digest}\0{kconfig.digest}".encode()).hexdigest()
-        return replace(self, kconfig=kconfig, digest=digest)
+        defined = "\0".join(f"{d}:{n}" for d, n in sorted(makefile_defines))
+        digest = hashlib.sha256(f"{self.digest}\0{kconfig.digest}\0{defined}".encode()).hexdigest()
+        return replace(self, kconfig=kconfig, makefile_defines=makefile_defines, digest=digest)
+
+    def switches_off(self, path: str) -> frozenset[str]:
+        """The build switches no Makefile defines for `path`: those of its directory
+        and every directory above it (subdir-ccflags reach down)."""
+        if not self.build_switches:
+            return frozenset()
+        parts = path.split("/")[:-1]
+        above = {"/".join(parts[:i]) + "/" for i in range(len(parts) + 1)}
+        return frozenset(n for n in self.build_switches
+                         if not any((d, n) in self.makefile_defines for d in above))
 
     @cached_property
     def do_while_pattern(self) -> re.Pattern[bytes] | None:
@@ -356,6 +373,7 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         entry_macros={d["macro"]: d["name"] for d in data.get("entry_macros", [])},
         define_macros={d["macro"]: d["name"] for d in data.get("define_macros", [])},
         do_while_macros=frozenset(data.get("do_while_macros", [])),
+        build_switches=frozenset(data.get("build_switches", [])),
         noreturn=frozenset(data.get("noreturn", [])),
         release=frozenset(data.get("release", [])),
         features={f["test"]: normalize_type(f["implemented_by"]) for f in data.get("features", [])

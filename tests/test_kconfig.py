@@ -57,6 +57,25 @@ def test_dead_branches_are_blanked_in_place():
     assert text.startswith("#ifndef GUARD\n")
 
 
+def test_switches_nothing_defines_are_undefined_and_others_unknown():
+    source = (b"//#define SELF_CHECK\n/* #define TRACE_ALL */\n#define TRACE_ALL 1\n"
+              b"#ifdef SELF_CHECK\nint check;\n#endif\n#if defined(TRACE_ALL)\nint trace;\n#endif\n"
+              b"#ifdef DEBUG\nint debug;\n#else\nint quiet;\n#endif\n#ifndef FOO\nint foo;\n#endif\n")
+    text = apply_config(source, CONFIG, frozenset({"DEBUG"})).decode()
+    # commented out and never defined: off; commented out once but defined: unknown, kept
+    assert "int check" not in text and "int trace" in text
+    # a build switch no Makefile passes: off, its #else live; an unknown name keeps its branch
+    assert "int debug" not in text and "int quiet" in text and "int foo" in text
+    assert "int debug" in apply_config(source, CONFIG).decode()  # not a switch here: unknown
+
+
+def test_a_build_switch_is_off_unless_a_makefile_at_or_above_the_file_passes_it(rules):
+    configured = rules.with_kconfig(CONFIG, frozenset({("drivers/usb/", "DEBUG")}))
+    assert "DEBUG" in configured.switches_off("drivers/mmc/host/sdmmc.c")
+    assert "DEBUG" not in configured.switches_off("drivers/usb/core/hub.c")
+    assert configured.digest != rules.with_kconfig(CONFIG).digest
+
+
 def test_a_constant_if_prunes_its_dead_branch(rules):
     source = b"""
 void f(void)
@@ -133,6 +152,26 @@ def test_kbuild_follows_objects_variables_conditionals_and_includes(tmp_path):
     assert {"fs/foo/d.c", "fs/foo/noe.c", "fs/bar/bar.c"} <= other and "fs/foo/e.c" not in other
 
 
+def test_each_built_file_is_in_the_object_kbuild_links_it_into(tmp_path):
+    root = _tree(tmp_path, {
+        "drivers/md/Makefile": ("dm-cache-y += dm-cache-target.o dm-cache-metadata.o\n"
+                                "obj-$(CONFIG_DM_CACHE) += dm-cache.o\nobj-$(CONFIG_DM_BUFIO) += dm-bufio.o\n"
+                                "obj-y += persistent-data/\n"),
+        "drivers/md/persistent-data/Makefile": "obj-y += dm-persistent-data.o\ndm-persistent-data-objs := bm.o\n",
+        **{f"drivers/md/{n}.c": "" for n in ("dm-cache-target", "dm-bufio", "persistent-data/bm")},
+        "drivers/md/dm-cache-metadata.c": '#include "dm-cache-inc.c"\n',
+        "drivers/md/dm-cache-inc.c": "",
+    })
+    sources = [p.relative_to(root).as_posix() for p in root.rglob("*.c")]
+    built = built_sources(root, parse_config("CONFIG_DM_CACHE=m\nCONFIG_DM_BUFIO=m\n", "t"), "x86", sources,
+                          lambda rel: (root / rel).read_bytes(), lambda d: False)
+    # a file that is an object of its own has no entry: its directory is its unit
+    assert dict(built.units) == {"drivers/md/dm-cache-target.c": "drivers/md/dm-cache",
+                                 "drivers/md/dm-cache-metadata.c": "drivers/md/dm-cache",
+                                 "drivers/md/dm-cache-inc.c": "drivers/md/dm-cache",
+                                 "drivers/md/persistent-data/bm.c": "drivers/md/persistent-data/dm-persistent-data"}
+
+
 def test_a_changed_config_is_a_different_scan_with_the_same_cache(tmp_path, rules):
     tree = tmp_path / "tree"
     shutil.copytree(FIXTURE, tree)
@@ -149,9 +188,11 @@ def test_a_changed_config_is_a_different_scan_with_the_same_cache(tmp_path, rule
     assert "fs/demo/acl.c" not in files_with_findings(acl_off)
     everything = files_with_findings(None)
     assert "fs/unbuilt/super.c" in everything and "fs/demo/ref-verify.c" in everything
+    # without a configuration every branch is read, -DDEBUG or not
+    assert "drivers/demo/quiet/quiet.c" in everything
     assert files_with_findings(configured) == [f for f in everything if f not in
                                                ("fs/unbuilt/super.c", "fs/demo/ref-verify.c", "fs/demo/stale.c",
-                                                "fs/demo/verify-extra.c")]
+                                                "fs/demo/verify-extra.c", "drivers/demo/quiet/quiet.c")]
 
 
 def test_the_trees_own_config_is_used_and_said(tmp_path):

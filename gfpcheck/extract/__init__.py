@@ -76,7 +76,7 @@ def extract_file(path: str, data: bytes, rules: Ruleset) -> FileFacts:
     """Facts of one file.  Never raises on bad input: a file that cannot be
     parsed at all comes back empty with `problem` saying why."""
     if rules.kconfig is not None:
-        data = apply_config(data, rules.kconfig)
+        data = apply_config(data, rules.kconfig, rules.switches_off(path))
     data = _as_while(data, rules)
     try:
         tree = parser().parse(data)

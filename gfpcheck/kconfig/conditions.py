@@ -8,7 +8,10 @@ to the same length, so `if (IS_ENABLED(CONFIG_X))` is a constant the
 extractor can prune.  A condition that names anything but CONFIG_ symbols
 and numbers (an include guard, `MODULE`, `__KERNEL__`) is unknown, and an
 unknown condition keeps every branch, as a scan without a configuration
-does.
+does.  Two kinds of other names are known to be undefined: a file's own
+switch whose `#define` it keeps commented out (`//#define INTERNAL_VERIFY`)
+and never defines, and a build switch (rules: build_switches, `DEBUG`) that
+only the file itself or its Makefile's `-D` could define, when neither does.
 
 `evaluate` is the three-valued evaluator both use: True, False, or None for
 unknown; `&&` and `||` decide whenever one side does.
@@ -32,6 +35,8 @@ _CONFIG_CALL = re.compile(rb"\b(IS_ENABLED|IS_BUILTIN|IS_MODULE|IS_REACHABLE)\s*
 _DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*(ifdef|ifndef|if|elifdef|elifndef|elif|else|endif)\b", re.M)
 _NOT_NEWLINE = re.compile(rb"[^\n]")
 _COMMENT = re.compile(r"/\*.*?(\*/|$)|//.*", re.S)
+_DEFINE = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(\w+)", re.M)
+_COMMENTED_DEFINE = re.compile(rb"^[ \t]*(?://|/\*)[ \t]*#[ \t]*define[ \t]+(\w+)", re.M)
 
 
 def evaluate(expression: str, atom: Atom) -> int | None:
@@ -192,17 +197,22 @@ class _Parser:
         return tuple(args)
 
 
-def preprocessor_atom(config: KernelConfig) -> Atom:
+def preprocessor_atom(config: KernelConfig, undefined: frozenset[str] = frozenset()) -> Atom:
     """How `#if` reads a name under `config`: CONFIG_ symbols as autoconf.h defines
-    them (`=m` defines CONFIG_X_MODULE, not CONFIG_X), anything else unknown."""
+    them (`=m` defines CONFIG_X_MODULE, not CONFIG_X), the names in `undefined`
+    as undefined, anything else unknown."""
 
     def atom(name: str, args: tuple[str, ...] | None) -> int | None:
         if name == "defined":
+            if args and args[0] in undefined:
+                return 0
             return _defined(config, args[0]) if args else None
         if args is not None:
             if name in _CONFIG_MACROS and len(args) == 1 and args[0].startswith("CONFIG_"):
                 return config_macro(config, name, args[0])
             return None
+        if name in undefined:
+            return 0
         if not name.startswith("CONFIG_"):
             return None
         if not _defined(config, name):
@@ -243,22 +253,35 @@ def constant_atom(name: str, args: tuple[str, ...] | None) -> int | None:
     return None
 
 
-def apply_config(data: bytes, config: KernelConfig) -> bytes:
+def apply_config(data: bytes, config: KernelConfig, switches: frozenset[str] = frozenset()) -> bytes:
     """`data` with the branches `config` rules out blanked and its IS_ENABLED()
-    family turned into constants; same length, same line breaks."""
+    family turned into constants; same length, same line breaks.  `switches`
+    are build switches no Makefile defines for this file: undefined unless the
+    file defines them."""
     has_directives = b"#" in data and (b"if" in data)
     has_macros = b"IS_" in data
     if not has_directives and not has_macros:
         return data
     out = bytearray(data)
     if has_directives:
-        _blank_dead_branches(out, preprocessor_atom(config))
+        _blank_dead_branches(out, preprocessor_atom(config, undefined_names(data, switches)))
     if has_macros:
         for match in _CONFIG_CALL.finditer(out):
             value = config_macro(config, match.group(1).decode(), match.group(2).decode())
             start, end = match.span()
             out[start:end] = str(value).encode().ljust(end - start)
     return bytes(out)
+
+
+def undefined_names(data: bytes, switches: frozenset[str] = frozenset()) -> frozenset[str]:
+    """Names this file's conditionals may take as undefined: `switches` and the
+    switches whose `#define` the file keeps commented out, less any it defines."""
+    off = set(switches)
+    if b"define" in data:
+        off.update(name.decode() for name in _COMMENTED_DEFINE.findall(data))
+        if off:
+            off.difference_update(name.decode() for name in _DEFINE.findall(data))
+    return frozenset(off)
 
 
 class _Group:
