@@ -133,6 +133,7 @@ class Ruleset:
     build_switches: frozenset[str]  # macros only a file's own #define or its Makefile's -D defines (DEBUG)
     noreturn: frozenset[str]
     release: frozenset[str]  # functions that give memory back: a context is not followed into them
+    task_switch: frozenset[str]  # the scheduler: what runs below it runs for another task
     # condition -> ops struct: the test holds only for objects of a subsystem that binds that struct
     features: dict[str, str]
     # condition -> subsystems: the test holds only for objects of these (hugetlb folios: mm, fs/hugetlbfs)
@@ -376,6 +377,7 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         build_switches=frozenset(data.get("build_switches", [])),
         noreturn=frozenset(data.get("noreturn", [])),
         release=frozenset(data.get("release", [])),
+        task_switch=frozenset(data.get("task_switch", [])),
         features={f["test"]: normalize_type(f["implemented_by"]) for f in data.get("features", [])
                   if "implemented_by" in f},
         features_only_in={f["test"]: frozenset(f["only_in"]) for f in data.get("features", []) if "only_in" in f},

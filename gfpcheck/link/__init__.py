@@ -231,9 +231,10 @@ class _Resolver:
             # likely(), WARN_ON(): their value is their argument, whose calls are call
             # sites of their own; what a configuration defines them as is never followed
             return NONE_TARGET
-        if name in rules.release:
+        if name in rules.release or name in rules.task_switch:
             # kvfree(), put_page(): what they allocate serves special objects only
-            # (vfree() of a VM_FLUSH_RESET_PERMS area); an ordinary caller never gets there
+            # (vfree() of a VM_FLUSH_RESET_PERMS area); an ordinary caller never gets
+            # there.  __schedule(): what runs next runs for another task.
             return NONE_TARGET
         if name in rules.allocators:
             return Target(T_ALLOC, api=name)
