@@ -130,6 +130,7 @@ class Ruleset:
     entry_macros: dict[str, str]  # macro -> name pattern; what it defines is a clean entry point
     define_macros: dict[str, str]  # macro -> name pattern; what it defines is an ordinary function
     do_while_macros: frozenset[str]  # macros standing for `while (...)` at the end of a do-while
+    attribute_macros: frozenset[str]  # attributes with arguments (`__aligned(8)`): blanked before parsing
     build_switches: frozenset[str]  # macros only a file's own #define or its Makefile's -D defines (DEBUG)
     noreturn: frozenset[str]
     release: frozenset[str]  # functions that give memory back: a context is not followed into them
@@ -174,6 +175,14 @@ class Ruleset:
         above = {"/".join(parts[:i]) + "/" for i in range(len(parts) + 1)}
         return frozenset(n for n in self.build_switches
                          if not any((d, n) in self.makefile_defines for d in above))
+
+    @cached_property
+    def attribute_pattern(self) -> re.Pattern[bytes] | None:
+        """One of the attribute_macros followed by `(`; the name is group 1."""
+        if not self.attribute_macros:
+            return None
+        names = b"|".join(re.escape(m.encode()) for m in sorted(self.attribute_macros))
+        return re.compile(rb"\b(" + names + rb")[ \t]*\(")
 
     @cached_property
     def do_while_pattern(self) -> re.Pattern[bytes] | None:
@@ -245,7 +254,8 @@ class Ruleset:
     def __getstate__(self) -> dict[str, Any]:
         # cached_property values are rebuilt in worker processes
         state = dict(self.__dict__)
-        for name in ("algebra", "special_names", "family_by_name", "scope_kinds", "do_while_pattern", "name_macros"):
+        for name in ("algebra", "special_names", "family_by_name", "scope_kinds", "do_while_pattern", "name_macros",
+                     "attribute_pattern"):
             state.pop(name, None)
         return state
 
@@ -374,6 +384,7 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         entry_macros={d["macro"]: d["name"] for d in data.get("entry_macros", [])},
         define_macros={d["macro"]: d["name"] for d in data.get("define_macros", [])},
         do_while_macros=frozenset(data.get("do_while_macros", [])),
+        attribute_macros=frozenset(data.get("attribute_macros", [])),
         build_switches=frozenset(data.get("build_switches", [])),
         noreturn=frozenset(data.get("noreturn", [])),
         release=frozenset(data.get("release", [])),

@@ -78,11 +78,32 @@ def extract_file(path: str, data: bytes, rules: Ruleset) -> FileFacts:
     if rules.kconfig is not None:
         data = apply_config(data, rules.kconfig, rules.switches_off(path))
     data = _as_while(data, rules)
+    data = _without_attributes(data, rules)
     try:
         tree = parser().parse(data)
     except Exception as exc:  # tree-sitter refuses some inputs outright
         return empty_facts(path, f"parse failed: {exc}")
     return _Extractor(path, data, rules).run(tree.root_node)
+
+
+def _without_attributes(data: bytes, rules: Ruleset) -> bytes:
+    """The source with each use of an attribute macro, its parenthesised
+    arguments included, turned into spaces (newlines kept)."""
+    pattern = rules.attribute_pattern
+    if pattern is None or pattern.search(data) is None:
+        return data
+    out = bytearray(data)
+    for match in pattern.finditer(data):
+        depth, end = 0, match.end() - 1
+        while end < len(data):
+            depth += {40: 1, 41: -1}.get(data[end], 0)  # ( and )
+            end += 1
+            if depth == 0:
+                break
+        else:
+            continue  # unbalanced: leave it to the parser
+        out[match.start():end] = bytes(b if b == 10 else 32 for b in data[match.start():end])
+    return bytes(out)
 
 
 def _as_while(data: bytes, rules: Ruleset) -> bytes:
