@@ -76,6 +76,16 @@ def test_a_build_switch_is_off_unless_a_makefile_at_or_above_the_file_passes_it(
     assert configured.digest != rules.with_kconfig(CONFIG).digest
 
 
+def test_the_live_branches_are_what_the_report_at_the_call_covers(rules):
+    """demo_debug_dump()'s allocations are reported once, at demo_create()'s call:
+    its covers are exactly the allocations the configuration builds."""
+    result = scan(ScanOptions(paths=(FIXTURE,), root=FIXTURE, jobs=1, kconfig=load_config(FIXTURE / ".config")),
+                  rules=rules)
+    (call,) = [f for f in result.findings if (f.file, f.line) == ("fs/demo/inode.c", 59)]
+    assert [(c.file, c.line) for c in call.covers] == [("fs/demo/inode.c", 17), ("fs/demo/inode.c", 30),
+                                                       ("fs/demo/inode.c", 35)]
+
+
 def test_a_constant_if_prunes_its_dead_branch(rules):
     source = b"""
 void f(void)

@@ -15,7 +15,10 @@ the unit of the step before it.  Findings of one rule with the same source
 and the same fix site become one, which keeps the evidence of the member with
 the shortest chain and lists every allocation it stands for in `covers`.  A
 finding whose allocation lies inside that unit (if only back through a
-callback) is its own fix site and stays as it is, with `covers` empty.  A
+callback) stays where it is, with `covers` empty, unless other allocations
+of the unit are reached through the same call of the source's function (the
+btrfs handle held across btrfs_init_sprout()): then they are one finding at
+that call.  A
 finding the checks already reported at the mask that starts its chain (a
 GFP_NOFS no handle justifies) covers the allocation it names; those of one
 mask become one.
@@ -68,14 +71,18 @@ class _Key(NamedTuple):
 
 def at_fix_sites(reported: Iterable[Reported], unit: Unit = subsystem) -> list[Finding]:
     """The findings with each group that shares a rule, a source and a fix site
-    outside its allocation made one finding at that fix site; in input order,
-    a group where its first member was."""
+    outside its allocation made one finding at that fix site, and each group of
+    two or more inside the unit that shares a rule, a source and the source's
+    call it goes through made one at that call; in input order, a group where
+    its first member was."""
     out: list[Finding | _Key] = []
     groups: dict[_Key, list[tuple[Finding, int]]] = {}
     for finding, taken in reported:
         fix = fix_site(finding, unit) if taken else None
         if fix is None and taken and finding.covers and _at_source(finding):
             fix = 0  # a mask reported at itself, for the allocations below it
+        if fix is None and taken and not finding.covers and _below_a_call(finding):
+            fix = 1  # inside the unit: one report per call of the source, if it reaches several
         if fix is None:
             out.append(finding)
             continue
@@ -84,7 +91,22 @@ def at_fix_sites(reported: Iterable[Reported], unit: Unit = subsystem) -> list[F
             groups[key] = []
             out.append(key)
         groups[key].append((finding, fix))
-    return [_merged(groups[item]) if isinstance(item, _Key) else item for item in out]
+    merged: list[Finding] = []
+    for item in out:
+        if not isinstance(item, _Key):
+            merged.append(item)
+        elif len(groups[item]) == 1 and groups[item][0][1] == 1 and fix_site(groups[item][0][0], unit) is None:
+            merged.append(groups[item][0][0])  # the call reaches one such allocation: reported where it is
+        else:
+            merged.append(_merged(groups[item]))
+    return merged
+
+
+def _below_a_call(finding: Finding) -> bool:
+    """Whether the finding's allocation lies below a call the source's function
+    makes (not in that function itself)."""
+    chain = finding.chain
+    return len(chain) >= 3 and chain[1].function == chain[0].function
 
 
 def fix_site(finding: Finding, unit: Unit = subsystem) -> int | None:
