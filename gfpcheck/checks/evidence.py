@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 # Confidence limits: calls on the chain, and subsystems (fs/btrfs, security, ...) it visits.
 HIGH_CALLS, HIGH_SUBSYSTEMS = 8, 3
 MEDIUM_CALLS, MEDIUM_SUBSYSTEMS = 16, 4
+# A chain longer than this from its source is low confidence even where its
+# context is evident further down: it runs through the scheduler, printk, audit
+# or netfilter on the way, under conditions the analysis does not see.
+LONGEST_CALLS = 48
 CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
 # The note of a chain's first step when the context shows up in the source function
 # only below the call the chain leaves by: a loop's earlier pass, where the mask
@@ -93,6 +97,8 @@ class Evidence:
         steps.extend(tail)
         counted.extend(tail)
         confidence = self._confidence(chain, counted, chain.links[start:] if chain is not None else ())
+        if len(steps) > LONGEST_CALLS + 1:
+            confidence = "low"  # the source's step and the calls below it
         if steps and steps[0].note.endswith(UNSEEN_SOURCE):
             confidence = "low"  # a loop's earlier pass: mostly another branch's mask (blockdev or file I/O)
         message = self._message(check, origin, use, chain, allocator, kind)
