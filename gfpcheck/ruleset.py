@@ -179,18 +179,12 @@ class Ruleset:
     @cached_property
     def attribute_pattern(self) -> re.Pattern[bytes] | None:
         """One of the attribute_macros followed by `(`; the name is group 1."""
-        if not self.attribute_macros:
-            return None
-        names = b"|".join(re.escape(m.encode()) for m in sorted(self.attribute_macros))
-        return re.compile(rb"\b(" + names + rb")[ \t]*\(")
+        return _names_pattern(rb"\b", self.attribute_macros)
 
     @cached_property
     def do_while_pattern(self) -> re.Pattern[bytes] | None:
         """`}` followed on its line by one of the do_while_macros and `(`; the name is group 1."""
-        if not self.do_while_macros:
-            return None
-        names = b"|".join(re.escape(m.encode()) for m in sorted(self.do_while_macros))
-        return re.compile(rb"\}[ \t]*(" + names + rb")[ \t]*\(")
+        return _names_pattern(rb"\}[ \t]*", self.do_while_macros)
 
     @cached_property
     def name_macros(self) -> dict[str, str]:
@@ -322,6 +316,14 @@ def _rule_files(dirs: Iterable[Path]) -> list[Path]:
                             f"check the path given with --rules or in the settings")
         files.extend(found)
     return files
+
+
+def _names_pattern(before: bytes, names: frozenset[str]) -> re.Pattern[bytes] | None:
+    """`before`, one of `names` (group 1) and `(`; None when there are no names."""
+    if not names:
+        return None
+    alternatives = b"|".join(re.escape(name.encode()) for name in sorted(names))
+    return re.compile(before + rb"(" + alternatives + rb")[ \t]*\(")
 
 
 def load_rules(dirs: Iterable[Path] | None = None) -> Ruleset:
