@@ -31,10 +31,12 @@ class Covered:
 @dataclass(frozen=True)
 class Finding:
     """One report.  Most are at the allocation (or the mask) they concern; one
-    whose context was taken in another subsystem is reported at its fix site,
-    the last call its chain makes inside that subsystem, and stands for every
-    allocation reached through that call from the same source: `covers` lists
-    them all, its own included, sorted.  A GFP_NOFS reported at itself
+    whose context was taken in another unit (Kbuild object, else subsystem) is
+    reported at its fix site, the call where its chain first leaves that unit,
+    and stands for every allocation reached through that call from the same
+    source (as does one at a call of the source's function that reaches several
+    allocations inside the unit): `covers` lists them all, its own included,
+    sorted.  A GFP_NOFS reported at itself
     (nofs-inconsistent, no handle held) covers the GFP_KERNEL allocations below
     it.  `covers` is empty for a finding reported at its own allocation."""
 
