@@ -139,6 +139,8 @@ class Ruleset:
     features: dict[str, str]
     # condition -> subsystems: the test holds only for objects of these (hugetlb folios: mm, fs/hugetlbfs)
     features_only_in: dict[str, frozenset[str]]
+    # condition -> CONFIG_ option: the test is false in a build without it
+    features_config: dict[str, str]
     binders: dict[str, Binder]
     dispatchers: dict[str, Dispatcher]
     entry_contexts: EntryContexts
@@ -154,7 +156,7 @@ class Ruleset:
 
     @cached_property
     def feature_tests(self) -> frozenset[str]:
-        return frozenset(self.features) | frozenset(self.features_only_in)
+        return frozenset(self.features) | frozenset(self.features_only_in) | frozenset(self.features_config)
 
     def with_kconfig(self, kconfig: KernelConfig | None,
                      makefile_defines: frozenset[tuple[str, str]] = frozenset()) -> Ruleset:
@@ -394,6 +396,7 @@ def _build(data: dict[str, Any], digest: str, sources: tuple[str, ...]) -> Rules
         features={f["test"]: normalize_type(f["implemented_by"]) for f in data.get("features", [])
                   if "implemented_by" in f},
         features_only_in={f["test"]: frozenset(f["only_in"]) for f in data.get("features", []) if "only_in" in f},
+        features_config={f["test"]: f["config"] for f in data.get("features", []) if "config" in f},
         binders={**{d["macro"]: Binder(d["macro"], CLEAN_ENTRY_KEY, d["function_arg"])
                     for d in contexts.get("clean_macros", [])},
                  **{n: Binder(n, d["key"], d["function_arg"])

@@ -87,7 +87,7 @@ class Contexts:
             if flow is None:
                 known = space.state(state).facts
                 home = space.state(state).home
-                if features and home:
+                if features:
                     known = tuple(sorted(set(known) | set(effects.feature_facts(home))))
                 flow = run_flow(effects.tree(fid), calls, 1 << state, effects.transfer(fid, summary=False),
                                 effects.failure(fid), tracked=effects.tracked(fid),

@@ -125,7 +125,8 @@ class Effects:
     def feature_facts(self, home: str) -> tuple:
         """What the features' tests are for objects of `home` (paths.Env facts): false
         where the subsystem binds no function to the feature's ops struct, or is not
-        one of those the feature is only in."""
+        one of those the feature is only in (for a context taken somewhere: `home`
+        not ""), or the configuration lacks its option (always)."""
         found = self._feature_facts.get(home)
         if found is None:
             if self._feature_homes is None:
@@ -134,10 +135,13 @@ class Effects:
                     struct: {self.home(fid) for (owner, _member), fids in resolver.by_member.items()
                              if owner == resolver.types.canonical(struct) for fid in fids}
                     for struct in set(self.rules.features.values())}
+            config = self.rules.kconfig
             found = tuple(sorted([(feature(test), EQ, "0") for test, struct in self.rules.features.items()
-                                  if home not in self._feature_homes[struct]]
+                                  if home and home not in self._feature_homes[struct]]
                                  + [(feature(test), EQ, "0") for test, homes in self.rules.features_only_in.items()
-                                    if home not in homes]))
+                                    if home and home not in homes]
+                                 + [(feature(test), EQ, "0") for test, symbol in self.rules.features_config.items()
+                                    if config is not None and config.value(symbol) not in ("y", "m")]))
             self._feature_facts[home] = found
         return found
 
