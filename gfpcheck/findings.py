@@ -36,9 +36,9 @@ class Finding:
     and stands for every allocation reached through that call from the same
     source (as does one at a call of the source's function that reaches several
     allocations inside the unit): `covers` lists them all, its own included,
-    sorted.  A GFP_NOFS reported at itself
-    (nofs-inconsistent, no handle held) covers the GFP_KERNEL allocations below
-    it.  `covers` is empty for a finding reported at its own allocation."""
+    sorted.  A GFP_NOFS reported at itself (nofs-inconsistent, no handle held)
+    covers the GFP_KERNEL allocations below it.  `covers` is empty for a
+    finding reported at its own allocation."""
 
     rule: str
     severity: str  # "error" | "warning" | "note"

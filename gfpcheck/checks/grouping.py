@@ -18,10 +18,9 @@ finding whose allocation lies inside that unit (if only back through a
 callback) stays where it is, with `covers` empty, unless other allocations
 of the unit are reached through the same call of the source's function (the
 btrfs handle held across btrfs_init_sprout()): then they are one finding at
-that call.  A
-finding the checks already reported at the mask that starts its chain (a
-GFP_NOFS no handle justifies) covers the allocation it names; those of one
-mask become one.
+that call.  A finding the checks already reported at the mask that starts its
+chain (a GFP_NOFS no handle justifies) covers the allocation it names; those
+of one mask become one.
 """
 
 from __future__ import annotations
