@@ -381,8 +381,10 @@ def _rule_list(values: tuple[str, ...], option: str) -> frozenset[str]:
 @click.option("--base", "base_rev", metavar="REV", help="Compare with this git revision of the checkout.")
 @click.option("--head", "head_rev", metavar="REV",
               help="The revision to check against --base (default: the working tree).")
-@click.option("--patch", "patch_file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
-              help="Check the tree with this unified diff applied in memory ('-': standard input).")
+@click.option("--patch", "patch_files", multiple=True,
+              type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Check the tree with this unified diff applied in memory ('-': standard input); repeat "
+                   "for a series, applied in order.  A `git format-patch` mbox holds a series too.")
 @click.option("-p", "--strip", type=click.IntRange(min=0), default=1, show_default=True,
               help="Leading path components to strip from the patch's file names, as patch -p.")
 @click.option("--format", "fmt", type=click.Choice(["checkpatch", "json", "sarif"]), default="checkpatch",
@@ -396,20 +398,22 @@ def _rule_list(values: tuple[str, ...], option: str) -> frozenset[str]:
 @click.option("--fail-on", type=click.Choice(["error", "warning", "note"]), default="warning", show_default=True,
               help="Exit 1 when a new finding is at least this severe.")
 @scan_options
-def check_command(tree, base_rev, head_rev, patch_file, strip, fmt, terse, types, ignored, show_types, fail_on,
+def check_command(tree, base_rev, head_rev, patch_files, strip, fmt, terse, types, ignored, show_types, fail_on,
                   **settings) -> None:
     """Report what a change to TREE (default: .) introduces: a git revision range or a patch."""
     tree = tree or Path(".")
     quiet = settings["quiet"]
-    if (base_rev is None) == (patch_file is None):
+    if (base_rev is None) == (not patch_files):
         raise click.UsageError("give exactly one of --base REV and --patch FILE")
+    if sum(1 for f in patch_files if str(f) == "-") > 1:
+        raise click.UsageError("standard input ('-') can be given to --patch once")
     if head_rev is not None and base_rev is None:
         raise click.UsageError("--head needs --base")
     selected, dropped = _rule_list(types, "--types"), _rule_list(ignored, "--ignore")
     options, config = build_options((tree,), {**settings, "root": settings["root"] or tree})
-    if patch_file is not None:
+    if patch_files:
         try:
-            base, head = (), patch_side(options.root, patch_file, strip)
+            base, head = (), patch_side(options.root, patch_files, strip)
         except NothingToCheck as exc:
             if not quiet:
                 click.echo(f"gfpcheck: {exc}: nothing to check", err=True)
@@ -440,12 +444,8 @@ def check_command(tree, base_rev, head_rev, patch_file, strip, fmt, terse, types
     leave(Exit.FINDINGS if any(SEVERITY_ORDER[f.severity] >= floor for f in new) else Exit.CLEAN)
 
 
-def patch_side(root: Path, patch_file: Path, strip: int) -> tuple[tuple[str, bytes | None], ...]:
-    """The files a patch changes, as they read with it applied."""
-    try:
-        text = sys.stdin.buffer.read() if str(patch_file) == "-" else patch_file.read_bytes()
-    except OSError as exc:
-        raise PatchError(f"{patch_file}: cannot read the patch: {exc.strerror or exc}") from None
+def patch_side(root: Path, patch_files: tuple[Path, ...], strip: int) -> tuple[tuple[str, bytes | None], ...]:
+    """The files a series of patches changes, as they read with each applied in turn."""
 
     def read(path: str) -> bytes | None:
         try:
@@ -453,12 +453,33 @@ def patch_side(root: Path, patch_file: Path, strip: int) -> tuple[tuple[str, byt
         except OSError:
             return None
 
-    try:
-        return tuple(sorted(patches.apply(patches.parse(text, strip), read).items()))
-    except NothingToCheck as exc:
-        raise NothingToCheck(f"{patch_file}: {exc}") from None
-    except PatchError as exc:
-        raise PatchError(f"{patch_file}: the patch does not apply: {exc}") from None
+    series = []
+    nothing = ""  # why the last patch had nothing to check
+    for patch_file in patch_files:
+        try:
+            text = sys.stdin.buffer.read() if str(patch_file) == "-" else patch_file.read_bytes()
+        except OSError as exc:
+            raise PatchError(f"{patch_file}: cannot read the patch: {exc.strerror or exc}") from None
+        try:
+            series.append((patch_file, patches.parse(text, strip)))
+        except NothingToCheck as exc:
+            nothing = f"{patch_file}: {exc}"
+            continue  # a rename or a mode change in the series: nothing of its own to check
+        except PatchError as exc:
+            raise PatchError(f"{patch_file}: the patch does not apply: {exc}") from None
+    if not series:
+        raise NothingToCheck(nothing)
+    applied: dict[str, bytes | None] = {}
+
+    def current(path: str) -> bytes | None:
+        return applied[path] if path in applied else read(path)
+
+    for patch_file, parsed in series:
+        try:
+            applied.update(patches.apply(parsed, current))
+        except PatchError as exc:
+            raise PatchError(f"{patch_file}: the patch does not apply: {exc}") from None
+    return tuple(sorted(applied.items()))
 
 
 class SourceLines:

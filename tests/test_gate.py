@@ -232,3 +232,34 @@ def test_a_renamed_file_keeps_its_findings_old(tmp_path):
     git(repo, "reset", "-q", "--hard", "HEAD~1")
     as_patch = check(repo, patch=moved)
     assert as_patch.returncode == 0 and "nothing to check" in as_patch.stderr
+
+
+def test_a_series_as_several_patches_or_one_mbox(tmp_path):
+    """`git format-patch` output: each patch applies on the one before it, given as
+    several --patch files in order or as one mbox."""
+    repo = make_tree(tmp_path / "repo")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    inode = repo / "fs/demo/inode.c"
+    renamed = INODE.replace("buf", "scratch")
+    inode.write_text(renamed)  # 1/2: a rename, harmless
+    git(repo, "commit", "-qam", "rename")
+    inode.write_text(renamed.replace("kmalloc(len, GFP_NOFS)", "kmalloc(len, GFP_KERNEL)"))  # 2/2: the bug
+    git(repo, "commit", "-qam", "bug")
+    out = tmp_path / "series"
+    git(repo, "format-patch", "-q", "-o", str(out), "HEAD~2")
+    first, second = sorted(out.glob("*.patch"))
+    git(repo, "checkout", "-q", "HEAD~2")
+    (tmp_path / "series.mbox").write_bytes(first.read_bytes() + second.read_bytes())
+    several = check(repo, "--terse", "--patch", str(first), "--patch", str(second))
+    mbox = check(repo, "--terse", "--patch", str(tmp_path / "series.mbox"))
+    for run in (several, mbox):
+        assert run.returncode == 1, run.stderr
+        assert [line.split(" ")[:2] for line in run.stdout.splitlines() if line.startswith("fs/")] == [
+            [f"fs/demo/inode.c:{ALLOC_LINE}:", "ERROR:NOFS_RECURSION:"]]
+    # the second alone does not apply on the tree: one line, exit 2
+    alone = check(repo, "--patch", str(second))
+    assert alone.returncode == 2 and alone.stderr.count("\n") == 1 and "does not apply" in alone.stderr
+    assert check(repo, "--patch", str(first)).returncode == 0
+    assert inode.read_text() == INODE  # the checkout is untouched
