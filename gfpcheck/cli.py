@@ -40,6 +40,7 @@ from .gate import GateError, GateResult, run_gate
 from .gate import patch as patches
 from .gate.git import revision_sides
 from .gate.patch import NothingToCheck, PatchError
+from .suppressions import apply_inline
 from .kconfig import KconfigError, KernelConfig
 from .kconfig import load_config as load_kconfig
 from .pipeline import Progress, ScanOptions, max_processes, scan
@@ -243,6 +244,8 @@ def main() -> None:
 def scan_options(command):
     """The options every command that scans a tree shares."""
     options = [
+        click.option("--no-inline-ignores", "no_inline_ignores", is_flag=True,
+                     help="Show the findings that `/* gfpcheck: ignore RULE: reason */` comments suppress."),
         click.option("--root", type=click.Path(path_type=Path, file_okay=False),
                      help="Directory reported paths are relative to (default: the one directory scanned, else .)."),
         click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -352,16 +355,41 @@ def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> N
     baseline = baseline or config.baseline
     if baseline is not None and write_baseline is None:
         findings, hidden = split_baselined(findings, read_baseline(baseline))
-    stats = replace(result.stats, findings_baselined=hidden)
+    findings, suppressed = _inline_ignores(findings, options.root, {}, settings)
+    stats = replace(result.stats, findings_baselined=hidden, findings_suppressed=len(suppressed))
     if fmt == "json":
         emit(json_report.render(findings, stats, include_timing=timings))
     elif fmt == "sarif":
-        emit(sarif_report.render(findings, options.root, config.severities))
+        emit(sarif_report.render(findings, options.root, config.severities, suppressed=suppressed))
     else:
         emit(text_report.render(findings))
     if not quiet:
         click.echo(text_report.summary(findings, stats), err=True)
     leave(Exit.FINDINGS if findings else Exit.CLEAN)
+
+
+def _inline_ignores(findings, root: Path, overrides: dict[str, bytes | None],
+                    settings: dict) -> tuple[list[Finding], list[tuple[Finding, str]]]:
+    """The findings shown and those a `gfpcheck: ignore` comment suppresses (with its
+    reason); with --no-inline-ignores, all shown.  A comment that names no rule or
+    gives no reason is said on stderr."""
+    if settings["no_inline_ignores"]:
+        return list(findings), []
+
+    def read(path: str) -> list[str] | None:
+        if path in overrides:
+            data = overrides[path]
+        else:
+            try:
+                data = (root / path).read_bytes()
+            except OSError:
+                return None
+        return data.decode("utf-8", "replace").splitlines() if data is not None else None
+
+    shown, suppressed, problems = apply_inline(findings, read)
+    for problem in problems:
+        click.echo(f"gfpcheck: {problem}", err=True)
+    return shown, [(s.finding, s.reason) for s in suppressed]
 
 
 def _rule_list(values: tuple[str, ...], option: str) -> frozenset[str]:
@@ -426,14 +454,19 @@ def check_command(tree, base_rev, head_rev, patch_files, strip, fmt, terse, type
     def wanted(finding: Finding) -> bool:
         return (not selected or finding.rule in selected) and finding.rule not in dropped
 
-    new = tuple(f for f in apply_policy(outcome.new, config) if wanted(f))
-    through = tuple(f for f in apply_policy(outcome.through_change, config) if wanted(f))
+    fresh = [f for f in apply_policy(outcome.new, config) if wanted(f)]
+    known = [f for f in apply_policy(outcome.through_change, config) if wanted(f)]
+    shown, suppressed = _inline_ignores(fresh + known, options.root, dict(head), settings)
+    is_new = {id(f) for f in fresh}
+    new = tuple(f for f in shown if id(f) in is_new)
+    through = tuple(f for f in shown if id(f) not in is_new)
+    new_suppressed = [(f, reason) for f, reason in suppressed if id(f) in is_new]
     reported = sorted([(f, False) for f in new] + [(f, True) for f in through], key=lambda pair: pair[0].sort_key())
     if fmt == "json":
         emit(json_report.render_gate(new, through, outcome.changed_files, outcome.head.stats))
     elif fmt == "sarif":
         emit(sarif_report.render([f for f, _ in reported], options.root, config.severities,
-                                 ["unchanged" if pre else "new" for _, pre in reported]))
+                                 ["unchanged" if pre else "new" for _, pre in reported], suppressed=new_suppressed))
     else:
         lines = SourceLines(options.root, dict(head), outcome)
         emit(checkpatch_report.render(reported, lines.get, terse=terse, show_types=show_types,

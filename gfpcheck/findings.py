@@ -87,6 +87,7 @@ class Stats:
     allocation_sites: int = 0
     findings_below_confidence: int = 0  # not reported: their evidence is weaker than asked for
     findings_baselined: int = 0  # not reported: recorded in the baseline
+    findings_suppressed: int = 0  # not reported: a `gfpcheck: ignore` comment with a reason
     seconds: dict[str, float] = field(default_factory=dict)
     cache: dict[str, int] = field(default_factory=dict)
 

@@ -72,7 +72,8 @@ def _related(number: int, covered: Covered) -> dict:
     }
 
 
-def result(finding: Finding, rule_index: dict[str, int], baseline_state: str | None = None) -> dict:
+def result(finding: Finding, rule_index: dict[str, int], baseline_state: str | None = None,
+           justification: str | None = None) -> dict:
     # the allocator's name is under the location at an allocation, not at a fix site
     width = 1 if finding.covers else max(1, len(finding.allocator))
     out: dict = {
@@ -95,17 +96,23 @@ def result(finding: Finding, rule_index: dict[str, int], baseline_state: str | N
         out["relatedLocations"] = [_related(number, covered) for number, covered in enumerate(finding.covers, 1)]
     if baseline_state is not None:
         out["baselineState"] = baseline_state
+    if justification is not None:  # a `gfpcheck: ignore` comment at the reported line
+        out["suppressions"] = [{"kind": "inSource", "justification": justification}]
     return out
 
 
 def render(findings: list[Finding] | tuple[Finding, ...], root: Path, severities: dict[str, str] | None = None,
-           baseline_states: list[str] | None = None) -> str:
+           baseline_states: list[str] | None = None,
+           suppressed: list[tuple[Finding, str]] | tuple[tuple[Finding, str], ...] = ()) -> str:
     """The SARIF log of these findings; `severities` overrides a rule's default
-    level, `baseline_states` (one per finding) marks new and unchanged results."""
+    level, `baseline_states` (one per finding) marks new and unchanged results,
+    and the `suppressed` findings follow, each marked suppressed in source with
+    its comment's reason."""
     severities = severities or {}
     rule_index = {check.id: index for index, check in enumerate(CHECKS)}
     results = [result(finding, rule_index, baseline_states[i] if baseline_states else None)
                for i, finding in enumerate(findings)]
+    results += [result(finding, rule_index, None, reason) for finding, reason in suppressed]
     log = {
         "$schema": SCHEMA,
         "version": "2.1.0",

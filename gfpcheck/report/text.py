@@ -42,6 +42,8 @@ def summary(findings, stats: Stats) -> str:
     problems = []
     if stats.findings_baselined:
         problems.append(f"{stats.findings_baselined} in the baseline not shown")
+    if stats.findings_suppressed:
+        problems.append(f"{stats.findings_suppressed} suppressed inline (--no-inline-ignores shows them)")
     if stats.findings_below_confidence:
         problems.append(f"{stats.findings_below_confidence} weaker findings not shown (--min-confidence low)")
     if stats.files_skipped:
