@@ -40,7 +40,6 @@ from .gate import GateError, GateResult, run_gate
 from .gate import patch as patches
 from .gate.git import revision_sides
 from .gate.patch import NothingToCheck, PatchError
-from .suppressions import apply_inline
 from .kconfig import KconfigError, KernelConfig
 from .kconfig import load_config as load_kconfig
 from .pipeline import Progress, ScanOptions, max_processes, scan
@@ -49,6 +48,7 @@ from .report import json as json_report
 from .report import sarif as sarif_report
 from .report import text as text_report
 from .ruleset import RuleError
+from .suppressions import apply_inline
 
 
 class Exit(IntEnum):
