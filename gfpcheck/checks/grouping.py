@@ -76,11 +76,13 @@ def at_fix_sites(reported: Iterable[Reported], unit: Unit = subsystem) -> list[F
     its first member was."""
     out: list[Finding | _Key] = []
     groups: dict[_Key, list[tuple[Finding, int]]] = {}
+    moved: set[_Key] = set()  # groups reported at their fix site even with one member
     for finding, taken in reported:
         fix = fix_site(finding, unit) if taken else None
         if fix is None and taken and finding.covers and _at_source(finding):
             fix = 0  # a mask reported at itself, for the allocations below it
-        if fix is None and taken and not finding.covers and _below_a_call(finding):
+        inside = fix is None and taken and not finding.covers and _below_a_call(finding)
+        if inside:
             fix = 1  # inside the unit: one report per call of the source, if it reaches several
         if fix is None:
             out.append(finding)
@@ -90,11 +92,13 @@ def at_fix_sites(reported: Iterable[Reported], unit: Unit = subsystem) -> list[F
             groups[key] = []
             out.append(key)
         groups[key].append((finding, fix))
+        if not inside:
+            moved.add(key)
     merged: list[Finding] = []
     for item in out:
         if not isinstance(item, _Key):
             merged.append(item)
-        elif len(groups[item]) == 1 and groups[item][0][1] == 1 and fix_site(groups[item][0][0], unit) is None:
+        elif len(groups[item]) == 1 and item not in moved:
             merged.append(groups[item][0][0])  # the call reaches one such allocation: reported where it is
         else:
             merged.append(_merged(groups[item]))
