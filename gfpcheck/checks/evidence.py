@@ -41,7 +41,7 @@ MEDIUM_CALLS, MEDIUM_SUBSYSTEMS = 16, 4
 # or netfilter on the way, under conditions the analysis does not see.
 LONGEST_CALLS = 48
 CONFIDENCE_ORDER = {"low": 0, "medium": 1, "high": 2}
-# The note of a chain's first step when the context shows up in the source function
+# What a chain's first step says when the context shows up in the source function
 # only below the call the chain leaves by: a loop's earlier pass, where the mask
 # is most often another branch's (erofs's block device bio_alloc(GFP_NOIO) against
 # its file-backed path).  Such a finding has low confidence.
@@ -86,8 +86,9 @@ class Evidence:
         gfp = origin.text if origin.arg >= 0 else f"{origin.text} (implied by {origin.allocator}())"
         steps: list[ChainStep] = []
         counted: list[ChainStep] = []  # the steps from the nearest place the context is evident
+        seen = True  # whether the chain's first step shows where its context starts
         if chain is not None:
-            source = self._source(chain, kind, origin)
+            source, seen = self._source(chain, kind, origin)
             per_link = self._links(chain, origin.fid)
             start = self._evident_from(chain, kind, origin)
             steps = [source, *(step for link_steps in per_link for step in link_steps)]
@@ -99,7 +100,7 @@ class Evidence:
         confidence = self._confidence(chain, counted, chain.links[start:] if chain is not None else ())
         if len(steps) > LONGEST_CALLS + 1:
             confidence = "low"  # the source's step and the calls below it
-        if steps and steps[0].note.endswith(UNSEEN_SOURCE):
+        if not seen:
             confidence = "low"  # a loop's earlier pass: mostly another branch's mask (blockdev or file I/O)
         message = self._message(check, origin, use, chain, allocator, kind)
         believer = self._unheld_believer(check, kind, chain, origin)
@@ -253,15 +254,16 @@ class Evidence:
         return generic
 
     # -- chain pieces ---------------------------------------------------------------
-    def _source(self, chain: Chain, kind: Context, origin: Origin) -> ChainStep:
-        """The step where the chain's context starts.  When the first call hands a
-        callback to a function that invokes it, the context may start inside that
-        function, before the invocation: both places are searched, in that order.
-        When neither has it, the context reaches the call only from below it, on an
-        earlier pass of a loop (UNSEEN_SOURCE)."""
+    def _source(self, chain: Chain, kind: Context, origin: Origin) -> tuple[ChainStep, bool]:
+        """The step where the chain's context starts, and whether it was found.
+        When the first call hands a callback to a function that invokes it, the
+        context may start inside that function, before the invocation: both
+        places are searched, in that order.  When neither has it, the context
+        reaches the call only from below it, on an earlier pass of a loop
+        (UNSEEN_SOURCE)."""
         fid = chain.source
         if kind.what == CLEAN:
-            return self._clean_source(fid)
+            return self._clean_source(fid), True
         places = [(fid, chain.links[0].index if chain.links else origin.index)]
         if chain.links and chain.links[0].binding is not None:
             site = chain.links[0].binding
@@ -272,8 +274,8 @@ class Evidence:
         for place, until in places:
             step = describe(place, until)
             if step is not None:
-                return step
-        return self._step(fid, None, f"entered with {self.space.describe(chain.source_state)}; {UNSEEN_SOURCE}")
+                return step, True
+        return self._step(fid, None, f"entered with {self.space.describe(chain.source_state)}; {UNSEEN_SOURCE}"), False
 
     def _clean_source(self, fid: int) -> ChainStep:
         """The step where a clean chain starts: a system call, or another clean entry."""
