@@ -355,7 +355,7 @@ def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> N
     baseline = baseline or config.baseline
     if baseline is not None and write_baseline is None:
         findings, hidden = split_baselined(findings, read_baseline(baseline))
-    findings, suppressed = _inline_ignores(findings, options.root, {}, settings)
+    findings, suppressed = _inline_ignores(findings, TreeLines(options.root, {}), settings)
     stats = replace(result.stats, findings_baselined=hidden, findings_suppressed=len(suppressed))
     if fmt == "json":
         emit(json_report.render(findings, stats, include_timing=timings))
@@ -368,25 +368,14 @@ def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> N
     leave(Exit.FINDINGS if findings else Exit.CLEAN)
 
 
-def _inline_ignores(findings, root: Path, overrides: dict[str, bytes | None],
+def _inline_ignores(findings, lines: TreeLines,
                     settings: dict) -> tuple[list[Finding], list[tuple[Finding, str]]]:
     """The findings shown and those a `gfpcheck: ignore` comment suppresses (with its
     reason); with --no-inline-ignores, all shown.  A comment that names no rule or
     gives no reason is said on stderr."""
     if settings["no_inline_ignores"]:
         return list(findings), []
-
-    def read(path: str) -> list[str] | None:
-        if path in overrides:
-            data = overrides[path]
-        else:
-            try:
-                data = (root / path).read_bytes()
-            except OSError:
-                return None
-        return data.decode("utf-8", "replace").splitlines() if data is not None else None
-
-    shown, suppressed, problems = apply_inline(findings, read)
+    shown, suppressed, problems = apply_inline(findings, lines.text)
     for problem in problems:
         click.echo(f"gfpcheck: {problem}", err=True)
     return shown, [(s.finding, s.reason) for s in suppressed]
@@ -456,7 +445,8 @@ def check_command(tree, base_rev, head_rev, patch_files, strip, fmt, terse, type
 
     fresh = [f for f in apply_policy(outcome.new, config) if wanted(f)]
     known = [f for f in apply_policy(outcome.through_change, config) if wanted(f)]
-    shown, suppressed = _inline_ignores(fresh + known, options.root, dict(head), settings)
+    lines = SourceLines(options.root, dict(head), outcome)
+    shown, suppressed = _inline_ignores(fresh + known, lines, settings)
     is_new = {id(f) for f in fresh}
     new = tuple(f for f in shown if id(f) in is_new)
     through = tuple(f for f in shown if id(f) not in is_new)
@@ -468,7 +458,6 @@ def check_command(tree, base_rev, head_rev, patch_files, strip, fmt, terse, type
         emit(sarif_report.render([f for f, _ in reported], options.root, config.severities,
                                  ["unchanged" if pre else "new" for _, pre in reported], suppressed=new_suppressed))
     else:
-        lines = SourceLines(options.root, dict(head), outcome)
         emit(checkpatch_report.render(reported, lines.get, terse=terse, show_types=show_types,
                                       summary=not quiet))
     if not quiet:
@@ -515,21 +504,34 @@ def patch_side(root: Path, patch_files: tuple[Path, ...], strip: int) -> tuple[t
     return tuple(sorted(applied.items()))
 
 
-class SourceLines:
-    """Lines of the head side, for the report, and whether the change touched them."""
+class TreeLines:
+    """Lines of the tree as scanned, the files given in memory first, each file
+    read and split once."""
 
-    def __init__(self, root: Path, head: dict[str, bytes | None], outcome: GateResult):
-        self.root, self.head, self.changed = root, head, outcome.changed_lines
+    def __init__(self, root: Path, given: dict[str, bytes | None]):
+        self.root, self.given = root, given
         self.files: dict[str, list[bytes]] = {}
 
-    def get(self, path: str, line: int) -> tuple[str, bool] | None:
+    def text(self, path: str, line: int) -> str | None:
         if path not in self.files:
-            data = self.head[path] if path in self.head else _read(self.root / path)
+            data = self.given[path] if path in self.given else _read(self.root / path)
             self.files[path] = (data or b"").splitlines()
         lines = self.files[path]
         if not 0 < line <= len(lines):
             return None
-        return lines[line - 1].decode("utf-8", "replace"), line in self.changed.get(path, ())
+        return lines[line - 1].decode("utf-8", "replace")
+
+
+class SourceLines(TreeLines):
+    """Lines of the head side, for the report, and whether the change touched them."""
+
+    def __init__(self, root: Path, head: dict[str, bytes | None], outcome: GateResult):
+        super().__init__(root, head)
+        self.changed = outcome.changed_lines
+
+    def get(self, path: str, line: int) -> tuple[str, bool] | None:
+        text = self.text(path, line)
+        return None if text is None else (text, line in self.changed.get(path, ()))
 
 
 def _read(path: Path) -> bytes | None:

@@ -27,19 +27,20 @@ class Suppressed(NamedTuple):
 
 
 def apply_inline(findings: Iterable[Finding],
-                 read: Callable[[str], list[str] | None]) -> tuple[list[Finding], list[Suppressed], list[str]]:
+                 text: Callable[[str, int], str | None]) -> tuple[list[Finding], list[Suppressed], list[str]]:
     """(findings shown, findings suppressed with their reasons, problems with
-    comments met); `read` gives a file's lines, None when it cannot be read."""
+    comments met); `text` gives a file's line, None past its end or when the
+    file cannot be read."""
     shown: list[Finding] = []
     suppressed: list[Suppressed] = []
     problems: dict[tuple[str, int], str] = {}
     for finding in findings:
-        lines = read(finding.file) or []
         reason = None
         for number in (finding.line, finding.line - 1):
-            if not 1 <= number <= len(lines):
+            line = text(finding.file, number)
+            if line is None:
                 continue
-            for match in _MARK.finditer(lines[number - 1]):
+            for match in _MARK.finditer(line):
                 check = lookup(match.group(1)) if match.group(1) else None
                 if check is None:
                     problems[(finding.file, number)] = (f"{finding.file}:{number}: gfpcheck: ignore names no rule "
