@@ -7,13 +7,20 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass(frozen=True)
 class ChainStep:
-    """One step of the evidence: a place in a function and what it contributes."""
+    """One step of the evidence: a place in a function and what it contributes.
+    `kind` names the contribution in a word a report can draw: `held` (a handle
+    taken or held), `scope` (a memalloc scope opened), `belief` (a NOFS/NOIO mask
+    written), `entry` (a clean entry), `call`, `indirect` (a call through a
+    pointer or ops member), `bind` (a callback passed), `invoke` (the bound
+    callback called), `mask` (a mask passed down), `allocation`, `return` (a
+    path that leaves a scope open)."""
 
     function: str
     file: str
     line: int
     column: int
     note: str
+    kind: str = "call"
 
 
 @dataclass(frozen=True, order=True)

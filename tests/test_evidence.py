@@ -37,3 +37,14 @@ def test_a_chain_past_the_longest_is_low_confidence_however_evident_below(tmp_pa
                             min_confidence="low"), rules=rules).findings
     assert [(f.rule, f.function, f.confidence) for f in short] == [("nofs-recursion", "demo_deep", "high")]
     assert [(f.rule, f.function, f.confidence) for f in long] == [("nofs-recursion", "demo_deep", "low")]
+
+
+def test_each_step_names_what_it_contributes(rules):
+    """The seed's chains: the handle taken, the calls, the callback bound and then
+    called through its parameter, the allocation; a mask passed down is `mask`."""
+    root = Path(__file__).parent.parent / "fixtures" / "seed-2016"
+    findings = scan(ScanOptions(paths=(root,), root=root, jobs=1), rules=rules).findings
+    kinds = {(f.function, f.line): [step.kind for step in f.chain] for f in findings}
+    assert kinds[("btrfs_initxattrs", 29)] == ["held", "call", "bind", "invoke", "allocation"]
+    assert kinds[("btrfs_xattr_security_init", 50)] == ["held", "call", "call", "call", "call", "call",
+                                                        "allocation"]

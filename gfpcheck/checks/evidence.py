@@ -58,7 +58,7 @@ class Evidence:
         self._entry_fields: dict[tuple[str, int], tuple[str, str] | None] = {}
 
     # -- places ------------------------------------------------------------------
-    def _step(self, fid: int, index: int | None, note: str) -> ChainStep:
+    def _step(self, fid: int, index: int | None, note: str, kind: str = "call") -> ChainStep:
         program = self.program
         function = program.functions[fid]
         if index is None:
@@ -66,7 +66,7 @@ class Evidence:
         else:
             call = self.program.calls(fid)[index]
             line, column = call[2], call[3]
-        return ChainStep(function.name, program.path(fid), line, column, note)
+        return ChainStep(function.name, program.path(fid), line, column, note, kind)
 
     def _call_name(self, fid: int, index: int) -> str:
         return self.program.calls(fid)[index][CALL_NAME] or "(indirect call)"
@@ -155,9 +155,10 @@ class Evidence:
         variable = program.calls(origin.fid)[origin.index][CALL_RESULT]
         kind = verdict.context.family
         steps = (self._step(origin.fid, origin.index, f"{api}() opens a {kind} scope, saving the flags in "
-                                                      f"'{variable}'  [rules: scopes]"),
+                                                      f"'{variable}'  [rules: scopes]", "scope"),
                  ChainStep(function.name, program.path(origin.fid), line, column,
-                           f"returns with the {kind} scope still open: no restore of '{variable}' on this path"))
+                           f"returns with the {kind} scope still open: no restore of '{variable}' on this path",
+                           "return"))
         message = verdict.check.message.format(where=f"{api}()", kind=kind, function=function.name, mask="",
                                                held="", taken="", believer="")
         return Finding(rule=verdict.check.id, severity=verdict.check.severity, file=program.path(origin.fid),
@@ -275,24 +276,24 @@ class Evidence:
             step = describe(place, until)
             if step is not None:
                 return step, True
-        return self._step(fid, None, f"entered with {self.space.describe(chain.source_state)}; {UNSEEN_SOURCE}"), False
+        return self._step(fid, None, f"entered with {self.space.describe(chain.source_state)}; {UNSEEN_SOURCE}", "entry"), False
 
     def _clean_source(self, fid: int) -> ChainStep:
         """The step where a clean chain starts: a system call, or another clean entry."""
         program = self.program
         if fid in program.entries:
             return self._step(fid, None, "system call entry: nothing held, no scope, no NOFS caller  "
-                                         "[rules: entry_macros]")
+                                         "[rules: entry_macros]", "entry")
         resolver = program.resolver
         for struct, member in self.rules.entry_contexts.clean:
             if fid in resolver.by_member.get((resolver.types.canonical(struct), member), ()):
                 return self._step(fid, None, f"implements {struct}.{member}, entered with nothing held, no scope, "
-                                             f"no NOFS caller  [rules: entry_contexts.clean]")
+                                             f"no NOFS caller  [rules: entry_contexts.clean]", "entry")
         if fid in resolver.by_key.get(CLEAN_ENTRY_KEY, ()):
             return self._step(fid, None, "registered as an init or probe routine: entered with nothing held, "
-                                         "no scope, no NOFS caller  [rules: entry_contexts.clean_macros]")
+                                         "no scope, no NOFS caller  [rules: entry_contexts.clean_macros]", "entry")
         return self._step(fid, None, "handed to an API that calls it with nothing held, no scope, no NOFS "
-                                     "caller  [rules: entry_contexts.clean_callbacks]")
+                                     "caller  [rules: entry_contexts.clean_callbacks]", "entry")
 
     def _held_source(self, family: Family, fid: int, until: int) -> ChainStep | None:
         program = self.program
@@ -301,19 +302,19 @@ class Evidence:
             param = program.functions[fid].params[handle[0]]
             name = self.rules.handle_types.get(handle[1], "transaction handle")
             return self._step(fid, None, f"holds a {name}: parameter '{param[PARAM_NAME]}' is "
-                                         f"{param[PARAM_TYPE]} *  [rules: handle_types]")
+                                         f"{param[PARAM_TYPE]} *  [rules: handle_types]", "held")
         field = self._entry_field(family, fid)
         if field is not None:
             return self._step(fid, None, f"implements {field[0]}.{field[1]}, which runs with {family.held} held  "
-                                         f"[rules: families.{family.name}.entries]")
+                                         f"[rules: families.{family.name}.entries]", "held")
         begin = self._begin_before(family, fid, until)
         if begin is None:
             return None
         target = program.targets(fid)[begin]
         if target.kind == T_BEGIN:
-            return self._step(fid, begin, f"{target.api}() {family.begins}  [rules: begin]")
+            return self._step(fid, begin, f"{target.api}() {family.begins}  [rules: begin]", "held")
         return self._step(fid, begin, f"{self._call_name(fid, begin)}() returns with {family.held} held  "
-                                      f"[derived: function summary]")
+                                      f"[derived: function summary]", "held")
 
     def _entry_field(self, family: Family, fid: int) -> tuple[str, str] | None:
         """The ops field (struct, field) through which the family's rules make `fid` an entry."""
@@ -340,12 +341,12 @@ class Evidence:
         index = found.index
         what = f"{found.allocator}() with {found.text}" if found.allocator else \
             f"passes {found.text} to {self._call_name(fid, index)}()"
-        return self._step(fid, index, f"{what}: {family.mask} is believed from here on")
+        return self._step(fid, index, f"{what}: {family.mask} is believed from here on", "belief")
 
     def _scope_source(self, family: Family, fid: int, until: int) -> ChainStep | None:
         opened = self._scope_before(family, fid, until)
         if opened is not None:
-            return self._step(fid, opened[0], opened[1])
+            return self._step(fid, opened[0], opened[1], "scope")
         handle = self.program.handle_params.get(fid)
         implied = self.a.effects.implied.get(handle[1]) if handle is not None else None
         if implied is None:
@@ -356,7 +357,7 @@ class Evidence:
         name = self.rules.handle_types.get(handle[1], "transaction handle")
         param = self.program.functions[fid].params[handle[0]][PARAM_NAME]
         return self._step(fid, None, f"holds a {name} (parameter '{param}'), and the API that begins one "
-                                     f"opens a memalloc_{kinds[0]} scope  [derived: begin API summary]")
+                                     f"opens a memalloc_{kinds[0]} scope  [derived: begin API summary]", "scope")
 
     def _invocation(self, site) -> int | None:
         """Where the function a callback was passed to calls that parameter."""
@@ -407,17 +408,17 @@ class Evidence:
             bound = self._name(site.function)
             param = program.functions[site.callee].params[site.arg][PARAM_NAME]
             steps = [self._step(link.caller, link.index,
-                                f"passes {bound} to {self._name(site.callee)}() as '{param}'")]
+                                f"passes {bound} to {self._name(site.callee)}() as '{param}'", "bind")]
             invoke = self._invocation(site)
             if invoke is not None:
                 steps.append(self._step(site.callee, invoke,
-                                        f"calls '{param}', bound to {bound} by that caller"))
+                                        f"calls '{param}', bound to {bound} by that caller", "invoke"))
             return steps
         name = self._name(callee) if callee is not None else self._call_name(link.caller, link.index)
         if target.kind == T_INDIRECT:
             how = {DISPATCHED: "rules: dispatchers", CONFIDENT: "typed member"}.get(target.confidence,
                                                                                     "member name only")
-            return [self._step(link.caller, link.index, f"calls {name}() through {target.via}  [{how}]")]
+            return [self._step(link.caller, link.index, f"calls {name}() through {target.via}  [{how}]", "indirect")]
         if target.kind in (T_BEGIN, T_END):
             return [self._step(link.caller, link.index, f"calls {target.api}()")]
         return [self._step(link.caller, link.index, f"calls {name}()")]
@@ -425,14 +426,14 @@ class Evidence:
     def _tail(self, check: Check, origin: Origin, use: Use | None) -> list[ChainStep]:
         fid, index = origin.fid, origin.index
         if origin.allocator:
-            return [self._step(fid, index, self._alloc_note(check, origin.allocator, origin.text))]
-        steps = [self._step(fid, index, f"passes {origin.text} to {self._call_name(fid, index)}()")]
+            return [self._step(fid, index, self._alloc_note(check, origin.allocator, origin.text), "allocation")]
+        steps = [self._step(fid, index, f"passes {origin.text} to {self._call_name(fid, index)}()", "mask")]
         if use is None:
             return steps
         for hop_fid, hop_index in use.hops:
-            steps.append(self._step(hop_fid, hop_index, f"passes the mask on to {self._call_name(hop_fid, hop_index)}()"))
+            steps.append(self._step(hop_fid, hop_index, f"passes the mask on to {self._call_name(hop_fid, hop_index)}()", "mask"))
         steps.append(self._step(use.fid, use.index,
-                                self._alloc_note(check, use.allocator, "the mask passed down")))
+                                self._alloc_note(check, use.allocator, "the mask passed down"), "allocation"))
         return steps
 
     def _alloc_note(self, check: Check, allocator: str, mask: str) -> str:
