@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .cache import default_cache_dir
 from .checks import CHECKS, SEVERITY_ORDER, lookup
+from .checks.why import definitions, why
 from .config import (
     CONFIG_NAME,
     Config,
@@ -47,6 +48,7 @@ from .report import checkpatch as checkpatch_report
 from .report import json as json_report
 from .report import sarif as sarif_report
 from .report import text as text_report
+from .report import why as why_report
 from .ruleset import RuleError
 from .suppressions import apply_inline
 
@@ -557,3 +559,27 @@ def explain_command(rule: str) -> None:
     emit(f"{check.id} ({check.severity}): {check.short}\n\n{check.full}\n\nExample:\n"
          + check.indented_example
          + f"\n\nHow to fix:\n{check.help}\n")
+
+
+@main.command("why")
+@click.argument("function")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--file", "file", help="The root-relative file that defines FUNCTION, when several do.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@scan_options
+def why_command(function, paths, file, fmt, **settings) -> None:
+    """Say every context FUNCTION is entered in (handle held, scope open, NOFS or
+    NOIO believed, clean entry), per family, each with its shortest chain, as
+    the analysis of PATHS (default: .) knows it: the question to ask before
+    changing a mask."""
+    options, _config = build_options(tuple(paths) or (Path("."),), settings)
+    result = scan(replace(options, keep_analysis=True, reuse_result=False), progress_bar(settings["quiet"]))
+    fids = definitions(result.analysis, function, file)
+    if not fids:
+        where = f" in {file}" if file else ""
+        hint = "; check the name, or --file (a path relative to the root)" if file else \
+            "; check the name and that its file is scanned (and built, with --kconfig)"
+        leave(_say(f"error: no function {function}(){where} in the scanned tree{hint}", Exit.ERROR))
+    answers = why(result.analysis, fids)
+    emit(why_report.render_json(answers) if fmt == "json" else why_report.render_text(answers))
+    leave(Exit.CLEAN)

@@ -79,6 +79,9 @@ class ScanOptions:
     # Hand the whole analysis back in ScanResult.analysis instead of freeing it:
     # for a caller that exits right after, which saves seconds on a whole tree.
     keep_analysis: bool = False
+    # Use the stored result of a scan of the same tree; False analyses again (for
+    # questions asked of the analysis itself, as `gfpcheck why` asks).
+    reuse_result: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
                               + [f"{path}\0{unit}" for path, unit in units],
                               salt(salted.hex(), code_digest()))
     lap("key")
-    stored = _load_result(results, result_key)
+    stored = _load_result(results, result_key) if options.reuse_result else None
     analysis = None
     if stored is not None:
         if tree.started:

@@ -88,7 +88,7 @@ class Evidence:
         counted: list[ChainStep] = []  # the steps from the nearest place the context is evident
         seen = True  # whether the chain's first step shows where its context starts
         if chain is not None:
-            source, seen = self._source(chain, kind, origin)
+            source, seen = self._source(chain, kind, chain.links[0].index if chain.links else origin.index)
             per_link = self._links(chain, origin.fid)
             start = self._evident_from(chain, kind, origin)
             steps = [source, *(step for link_steps in per_link for step in link_steps)]
@@ -225,7 +225,7 @@ class Evidence:
         held = ""
         if kind.what == HELD:
             family = self.rules.family_by_name[kind.family]
-            held = self._held_name(chain, family)
+            held = self.held_name(chain, family)
             field = self._entry_field(family, chain.source) if source else None
             if source and chain.source in self.program.handle_params:
                 taken = f" (a parameter of {source}())"
@@ -237,7 +237,7 @@ class Evidence:
                                     believer=f"{source}()" if source else "a caller",
                                     function=self._name(origin.fid), kind="")
 
-    def _held_name(self, chain: Chain | None, family: Family) -> str:
+    def held_name(self, chain: Chain | None, family: Family) -> str:
         """What is held, as specifically as the chain says: `a btrfs transaction`."""
         generic = family.held
         if chain is None:
@@ -255,8 +255,9 @@ class Evidence:
         return generic
 
     # -- chain pieces ---------------------------------------------------------------
-    def _source(self, chain: Chain, kind: Context, origin: Origin) -> tuple[ChainStep, bool]:
-        """The step where the chain's context starts, and whether it was found.
+    def _source(self, chain: Chain, kind: Context, until: int) -> tuple[ChainStep, bool]:
+        """The step where the chain's context starts, at or before call `until` of
+        its source function, and whether it was found.
         When the first call hands a callback to a function that invokes it, the
         context may start inside that function, before the invocation: both
         places are searched, in that order.  When neither has it, the context
@@ -265,7 +266,7 @@ class Evidence:
         fid = chain.source
         if kind.what == CLEAN:
             return self._clean_source(fid), True
-        places = [(fid, chain.links[0].index if chain.links else origin.index)]
+        places = [(fid, until)]
         if chain.links and chain.links[0].binding is not None:
             site = chain.links[0].binding
             invoke = self._invocation(site)
@@ -277,6 +278,18 @@ class Evidence:
             if step is not None:
                 return step, True
         return self._step(fid, None, f"entered with {self.space.describe(chain.source_state)}; {UNSEEN_SOURCE}", "entry"), False
+
+    def reach(self, chain: Chain, kind: Context, fid: int) -> tuple[tuple[ChainStep, ...], str]:
+        """The steps by which a kind of context reaches function `fid` on entry, from
+        where it starts to the call into `fid`, and how much they are trusted
+        (`gfpcheck why`).  A chain with no calls starts in `fid` itself: a handle
+        parameter, an ops entry; its calls do not count, only how it is entered."""
+        source, seen = self._source(chain, kind, chain.links[0].index if chain.links else -1)
+        steps = [source, *(step for link_steps in self._links(chain, fid) for step in link_steps)]
+        confidence = self._confidence(chain, steps, chain.links)
+        if len(steps) > LONGEST_CALLS + 1 or not seen:
+            confidence = "low"
+        return tuple(steps), confidence
 
     def _clean_source(self, fid: int) -> ChainStep:
         """The step where a clean chain starts: a system call, or another clean entry."""
