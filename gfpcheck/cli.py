@@ -45,6 +45,7 @@ from .kconfig import KconfigError, KernelConfig
 from .kconfig import load_config as load_kconfig
 from .pipeline import Progress, ScanOptions, max_processes, scan
 from .report import checkpatch as checkpatch_report
+from .report import html as html_report
 from .report import json as json_report
 from .report import sarif as sarif_report
 from .report import text as text_report
@@ -69,7 +70,7 @@ DEBUG_VARIABLE = "GFPCHECK_DEBUG"
 
 
 class OutputError(Exception):
-    """The report could not be written to standard output."""
+    """The report could not be written to standard output or its file."""
 
 
 class Terminated(BaseException):
@@ -133,10 +134,17 @@ def _say(message: str, code: int) -> int:
     return code
 
 
-def emit(text: str) -> None:
-    """Write the report to standard output.  A file name that is not UTF-8 comes
-    out as its own bytes, as a compiler prints it; a failed write (a full disk, a
-    closed pipe) is an OutputError, after which nothing more is written there."""
+def emit(text: str, output: Path | None = None) -> None:
+    """Write the report to standard output, or to the file `output` names.  A file
+    name that is not UTF-8 comes out as its own bytes, as a compiler prints it; a
+    failed write (a full disk, a closed pipe) is an OutputError, after which
+    nothing more is written there."""
+    if output is not None and str(output) != "-":
+        try:
+            output.write_bytes(text.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            raise OutputError(f"{output}: cannot write the report: {exc.strerror or exc}") from None
+        return
     stream = sys.stdout
     try:
         stream.flush()
@@ -337,7 +345,10 @@ def _kconfig(root: Path, settings: dict) -> KernelConfig | None:
 
 @main.command("scan")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "html"]), default="text",
+              show_default=True, help="html: one self-contained page to read in a browser (give it -o FILE).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write the report to this file instead of standard output.")
 @click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False),
               help="Hide findings recorded in this baseline file (they are counted).")
 @click.option("--write-baseline", type=click.Path(path_type=Path, dir_okay=False),
@@ -345,9 +356,10 @@ def _kconfig(root: Path, settings: dict) -> KernelConfig | None:
 @click.option("--timings", is_flag=True,
               help="Add seconds per stage and cache use to the JSON stats (output then varies).")
 @scan_options
-def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> None:
+def scan_command(paths, fmt, output, baseline, write_baseline, timings, **settings) -> None:
     """Scan PATHS (default: .) and report allocation-context findings."""
     quiet = settings["quiet"]
+    writable(output)
     options, config = build_options(tuple(paths) or (Path("."),), settings)
     result = scan(replace(options, keep_analysis=hard_exit()), progress_bar(quiet))
     findings = apply_policy(result.findings, config)
@@ -357,17 +369,35 @@ def scan_command(paths, fmt, baseline, write_baseline, timings, **settings) -> N
     baseline = baseline or config.baseline
     if baseline is not None and write_baseline is None:
         findings, hidden = split_baselined(findings, read_baseline(baseline))
-    findings, suppressed = _inline_ignores(findings, TreeLines(options.root, {}), settings)
+    lines = TreeLines(options.root, {})
+    findings, suppressed = _inline_ignores(findings, lines, settings)
     stats = replace(result.stats, findings_baselined=hidden, findings_suppressed=len(suppressed))
     if fmt == "json":
-        emit(json_report.render(findings, stats, include_timing=timings))
+        emit(json_report.render(findings, stats, include_timing=timings), output)
     elif fmt == "sarif":
-        emit(sarif_report.render(findings, options.root, config.severities, suppressed=suppressed))
+        emit(sarif_report.render(findings, options.root, config.severities, suppressed=suppressed), output)
+    elif fmt == "html":
+        snippets = html_report.snippets([*findings, *(f for f, _ in suppressed)], lines.text)
+        emit(html_report.render(findings, stats, snippets, suppressed, root=str(options.root)), output)
     else:
-        emit(text_report.render(findings))
+        emit(text_report.render(findings), output)
     if not quiet:
         click.echo(text_report.summary(findings, stats), err=True)
     leave(Exit.FINDINGS if findings else Exit.CLEAN)
+
+
+def writable(output: Path | None) -> None:
+    """Refuse, before a scan that may take a while, a report file that cannot be
+    written: a directory, or one in a directory that is missing or read-only."""
+    if output is None or str(output) == "-":
+        return
+    folder = output.parent
+    if output.is_dir():
+        raise OutputError(f"{output}: is a directory; name a file for the report")
+    if not folder.is_dir():
+        raise OutputError(f"{output}: no directory {folder} to write the report in")
+    if not os.access(output if output.exists() else folder, os.W_OK):
+        raise OutputError(f"{output}: cannot write the report: permission denied")
 
 
 def _inline_ignores(findings, lines: TreeLines,
