@@ -43,8 +43,10 @@ from .extract.runner import (
     Source,
     StampIndex,
     cache_for,
+    cached_facts,
     extract_all,
     fact_cache,
+    facts_of,
     key_in_workers,
     key_sources,
     read_source,
@@ -52,6 +54,7 @@ from .extract.runner import (
 from .facts import FileFacts
 from .findings import Finding, Stats
 from .kconfig import BuiltSet, KernelConfig, built_sources
+from .reuse import Layout, changed_files, dump_layout, load_layout, moved_findings, moves
 from .link import link
 from .propagate.contexts import Contexts
 from .propagate.effects import Effects
@@ -150,17 +153,25 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
                               salt(salted.hex(), code_digest()))
     lap("key")
     stored = _load_result(results, result_key) if options.reuse_result else None
+    layout = Layout(result_key, {k.source.path: k.key for k in keyed})
+    layout_key = combined_key([os.path.realpath(options.root), *layout.files, *(f"{p}\0{u}" for p, u in units)],
+                              salt("layout", salted.hex(), code_digest()))
+    moved = 0
+    if stored is None and options.reuse_result:
+        stored, moved = _moved_result(results, layout_key, layout, tree, rules, options)
+        lap("move")
     analysis = None
     if stored is not None:
         if tree.started:
             progress.done()
         every, stats, degraded = stored
         stats = replace(stats, cache={"result_reused": 1, "facts_reused": len(keyed) - len(tree.fresh),
-                                      "files_extracted": len(tree.fresh)})
+                                      "files_extracted": len(tree.fresh), "files_moved": moved})
     else:
         every, stats, degraded, analysis = _analyse(tree, rules, options, progress, salted, lap, units)
-        if results is not None:
-            results.put(result_key, _dump_result(every, stats, degraded))
+    if results is not None and (moved or analysis is not None):
+        results.put(result_key, _dump_result(every, stats, degraded))
+        results.put(layout_key, dump_layout(layout))
     floor = CONFIDENCE_ORDER[options.min_confidence]
     findings = [f for f in every if CONFIDENCE_ORDER[f.confidence] >= floor]
     stats = replace(
@@ -332,7 +343,8 @@ def _analyse(tree: _KeyedTree, rules: Ruleset, options: ScanOptions, progress: P
         indirect_resolved=link_stats.indirect_resolved,
         call_edges=link_stats.call_edges,
         allocation_sites=link_stats.allocation_sites,
-        cache={"result_reused": 0, "facts_reused": extracted.reused, "files_extracted": extracted.extracted},
+        cache={"result_reused": 0, "facts_reused": extracted.reused, "files_extracted": extracted.extracted,
+               "files_moved": 0},
     )
     return every, stats, degraded, analysis
 
@@ -346,6 +358,52 @@ def _with_overrides(sources: list[Source], overrides: tuple[tuple[str, bytes | N
         if data is not None and admitted(path, data):
             by_path[path] = Source(path, path, data)
     return [by_path[path] for path in sorted(by_path)]
+
+
+# At most this many changed files are compared with their last facts to carry
+# the last result over (reuse.py); past it, a tree has likely changed in ways
+# that call for a new analysis anyway.
+MOVED_AT_MOST = 256
+
+
+def _moved_result(results: Cache | None, layout_key: str, layout: Layout, tree: _KeyedTree, rules: Ruleset,
+                  options: ScanOptions) -> tuple[tuple[list[Finding], Stats, tuple[Skipped, ...]] | None, int]:
+    """The last result of this tree carried over to its current files, and how many
+    files moved; (None, 0) unless every changed file's facts differ from its last
+    ones only in positions (see reuse.py)."""
+    if results is None:
+        return None, 0
+    last = load_layout(results.get(layout_key))
+    changed = changed_files(last, layout.files) if last is not None else None
+    if not changed or len(changed) > MOVED_AT_MOST:
+        return None, 0
+    stored = _load_result(results, last.result_key)
+    if stored is None:
+        return None, 0
+    cache = fact_cache(options.cache_dir)
+    index = {k.source.path: number for number, k in enumerate(tree.keyed)}
+    by_file = {}
+    try:
+        for path in changed:
+            number = index[path]
+            old = cached_facts(cache, last.files[path], path)
+            new = tree.fresh.get(number)
+            if new is None:
+                new, extracted = facts_of(tree.keyed[number], rules, cache)
+                if extracted:
+                    tree.fresh[number] = new  # counted as extracted, and not extracted again
+            found = moves(old, new) if old is not None and new is not None else None
+            if found is None:
+                return None, 0
+            by_file[path] = found
+    finally:
+        if cache is not None:
+            cache.close()
+    every, stats, degraded = stored
+    findings = moved_findings(every, by_file)
+    if findings is None:
+        return None, 0
+    return (fingerprint(findings), stats, degraded), len(changed)
 
 
 def _dump_result(findings: list[Finding], stats: Stats, degraded: tuple[Skipped, ...]) -> bytes:

@@ -58,7 +58,8 @@ def test_json_output_carries_findings_chains_and_stats():
     assert "seconds" not in stats and "cache" not in stats
     timed = json.loads(gfpcheck("scan", "--format", "json", "--timings", "--no-cache", str(SEED)).stdout)
     assert set(timed["stats"]["seconds"]) >= {"discover", "key", "extract", "link", "propagate", "check"}
-    assert timed["stats"]["cache"] == {"result_reused": 0, "facts_reused": 0, "files_extracted": stats["files"]}
+    assert timed["stats"]["cache"] == {"result_reused": 0, "facts_reused": 0, "files_extracted": stats["files"],
+                                       "files_moved": 0}
 
 
 def test_output_is_byte_identical_cold_warm_and_across_job_counts(tmp_path):

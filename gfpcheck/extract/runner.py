@@ -296,6 +296,30 @@ def _run_and_store(tasks: list, rules: Ruleset, processes: int, cache: PackCache
             cache.put_many(pending)  # on Ctrl-C too: what was extracted is kept
 
 
+def facts_of(item: Keyed, rules: Ruleset, cache: PackCache | None) -> tuple[FileFacts | None, bool]:
+    """One keyed source's facts, from the cache or extracted here (and stored),
+    and whether they were extracted; None when it cannot be read."""
+    if item.problem or not item.key:
+        return None, False
+    facts = cached_facts(cache, item.key, item.source.path)
+    if facts is not None:
+        return facts, False
+    source = item.source
+    data = source.data if source.data is not None else read_source(source.location)[0]
+    if data is None:
+        return None, False
+    blob = extract_one(source.path, data, rules)
+    if cache is not None:
+        cache.put_many([(item.key, blob)])
+    return decode(blob), True
+
+
+def cached_facts(cache: PackCache | None, key: str, path: str) -> FileFacts | None:
+    """The facts the cache holds for `path` under `key`, or None."""
+    facts = _cached(cache, key)
+    return facts if facts is not None and facts.path == path else None
+
+
 def _cached(cache: PackCache | None, key: str) -> FileFacts | None:
     if cache is None or not key:
         return None
