@@ -8,8 +8,11 @@ with the reason, never fatal.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +78,16 @@ def excluded(rel: str, excludes: tuple[str, ...]) -> bool:
 
 
 def _matches(rel: str, pruned: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
-    return any(rel.startswith(prefix) for prefix in pruned) or any(fnmatch.fnmatchcase(rel, p) for p in patterns)
+    return rel.startswith(pruned) or _globs(patterns)(rel) is not None
+
+
+@functools.cache
+def _globs(patterns: tuple[str, ...]) -> Callable[[str], re.Match | None]:
+    """One matcher for every glob, as fnmatch.fnmatchcase matches each: a whole
+    tree's files are tested against them."""
+    if not patterns:
+        return lambda rel: None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
 
 
 def _split_excludes(excludes: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -127,7 +139,7 @@ def _walk(directory: Path, root: Path, pruned: tuple[str, ...], skipped: list[Sk
                 is_dir = False
             if is_dir:
                 sub = rel + name + "/"
-                if not any(sub.startswith(prefix) for prefix in pruned):
+                if not sub.startswith(pruned):
                     stack.append((entry.path, sub))
             elif name.endswith(SOURCE_SUFFIXES):
                 files.append((rel + name, entry.path))
