@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import marshal
 import os
 import time
 from collections import Counter
@@ -54,6 +55,7 @@ from .extract.runner import (
 from .facts import FileFacts
 from .findings import Finding, Stats
 from .kconfig import BuiltSet, KernelConfig, built_sources
+from .kconfig.kbuild import Inputs
 from .reuse import Layout, changed_files, dump_layout, load_layout, moved_findings, moves
 from .link import link
 from .propagate.contexts import Contexts
@@ -230,8 +232,7 @@ def _built(files: list[SourceFile], options: ScanOptions,
     def read(rel: str) -> bytes | None:
         return read_source(locations[rel])[0] if rel in locations else None
 
-    built = built_sources(options.root, options.kconfig, options.arch, locations, read,
-                          lambda directory: excluded(directory, excludes))
+    built = _kbuild(options, excludes, locations, read)
     kept, unbuilt = [], set()
     for f in files:
         # Kbuild starts in the top-level directories: a file at the root or outside it is not its to judge.
@@ -240,6 +241,45 @@ def _built(files: list[SourceFile], options: ScanOptions,
         else:
             kept.append(f)
     return kept, unbuilt, built
+
+
+KBUILD = "kbuild"  # the cache's kind for what Kbuild builds, with what it was read from
+
+
+def _kbuild(options: ScanOptions, excludes: tuple[str, ...], locations: dict[str, str],
+            read: Callable[[str], bytes | None]) -> BuiltSet:
+    """What Kbuild builds of the tree, as stored by the last scan when every
+    Makefile, included .c file and directory listing it read is as it was."""
+    cache = cache_for(options.cache_dir, KBUILD)
+    key = combined_key([os.path.realpath(options.root), options.arch, options.kconfig.digest, *excludes,
+                        *sorted(locations)], salt(KBUILD, code_digest()))
+    if cache is not None:
+        stored = _load_kbuild(cache.get(key), options.root)
+        if stored is not None:
+            return stored
+        cache.discard(key)
+    inputs = Inputs(options.root)
+    built = built_sources(options.root, options.kconfig, options.arch, locations, read,
+                          lambda directory: excluded(directory, excludes), inputs)
+    if cache is not None:
+        cache.put(key, marshal.dumps((tuple(built.files), tuple(built.whole), built.makefiles, built.units,
+                                      tuple(built.defines), inputs.dump())))
+    return built
+
+
+def _load_kbuild(blob: bytes | None, root: Path) -> BuiltSet | None:
+    if blob is None:
+        return None
+    try:
+        files, whole, makefiles, units, defines, (read, listed) = marshal.loads(blob)
+        inputs = Inputs(root)
+        inputs.files, inputs.directories = dict(read), dict(listed)
+        if not inputs.unchanged():
+            return None
+        return BuiltSet(frozenset(files), frozenset(whole), makefiles, tuple(map(tuple, units)),
+                        frozenset(map(tuple, defines)))
+    except (ValueError, EOFError, TypeError, OSError):
+        return None
 
 
 def _relative_dir(path: Path, root: Path) -> str | None:

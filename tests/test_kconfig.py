@@ -224,3 +224,38 @@ def test_files_at_the_root_are_not_kbuilds_to_leave_out(tmp_path, rules):
     result = scan(ScanOptions(paths=(root,), root=root, jobs=1, kconfig=CONFIG), rules=rules)
     assert sorted({f.file for f in result.findings}) == ["demo.c"]
     assert [s.path for s in result.skipped] == ["sub/gone.c"]
+
+
+def test_what_kbuild_builds_is_kept_until_a_makefile_or_directory_it_read_changes(tmp_path, rules, monkeypatch):
+    from gfpcheck import pipeline
+
+    evaluated = []
+    monkeypatch.setattr(pipeline, "built_sources", lambda *args: evaluated.append(1) or built_sources(*args))
+    tree = tmp_path / "tree"
+    shutil.copytree(FIXTURE, tree)
+    cache = tmp_path / "cache"
+    configured = load_config(tree / ".config")
+
+    def scanned():
+        result = scan(ScanOptions(paths=(tree,), root=tree, jobs=1, cache_dir=cache, kconfig=configured),
+                      rules=rules)
+        return sorted({f.file for f in result.findings}), sorted(s.path for s in result.skipped)
+
+    findings, skipped = scanned()
+    assert "fs/demo/acl.c" in findings and "fs/unbuilt/super.c" in skipped
+    assert scanned() == (findings, skipped) and len(evaluated) == 1  # from the cache: the same
+    makefile = tree / "fs" / "demo" / "Makefile"
+    makefile.write_text(makefile.read_text().replace("demo-$(CONFIG_DEMO_FS_POSIX_ACL) += acl.o\n", ""))
+    findings, skipped = scanned()
+    assert "fs/demo/acl.c" not in findings and "fs/demo/acl.c" in skipped
+    (tree / "fs" / "Makefile").write_text("obj-y += demo/ unbuilt/\n")
+    (tree / "fs" / "unbuilt" / "Makefile").write_text("obj-y += super.o\n")
+    findings, skipped = scanned()
+    assert "fs/unbuilt/super.c" in findings
+    # a directory with no Makefile is read whole: one appearing is seen
+    (tree / "drivers" / "demo" / "loud").mkdir()
+    (tree / "drivers" / "demo" / "loud" / "loud.c").write_text(
+        "int loud_commit(struct btrfs_trans_handle *trans)\n{\n\treturn kmalloc(8, GFP_KERNEL) != 0;\n}\n")
+    (tree / "drivers" / "demo" / "Makefile").write_text("obj-y\t+= quiet/ chatty/ loud/\n")
+    assert "drivers/demo/loud/loud.c" in scanned()[0]
+    assert len(evaluated) == 4

@@ -55,17 +55,57 @@ class BuiltSet:
         return rel in self.files or rel[:rel.rfind("/") + 1] in self.whole
 
 
+class Inputs:
+    """What one evaluation of Kbuild read: each file with its stamp (None when it
+    was not there) and each directory's subdirectories.  When all are as they
+    were, the evaluation would give the same BuiltSet (`unchanged`)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.files: dict[str, tuple[int, ...] | None] = {}
+        self.directories: dict[str, tuple[str, ...]] = {}
+
+    def file(self, path: Path) -> None:
+        self.files[str(path)] = _stamp(path)
+
+    def listing(self, directory: str, names: list[str]) -> None:
+        self.directories[directory] = tuple(names)
+
+    def dump(self) -> tuple:
+        return (self.files, self.directories)
+
+    def unchanged(self) -> bool:
+        return (all(_stamp(Path(path)) == stamp for path, stamp in self.files.items())
+                and all(tuple(_subdirectories(self.root, d)) == names for d, names in self.directories.items()))
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode)
+
+
 def built_sources(root: Path, config: KernelConfig, arch: str, sources: Iterable[str],
-                  read: Callable[[str], bytes | None], skip: Callable[[str], bool]) -> BuiltSet:
+                  read: Callable[[str], bytes | None], skip: Callable[[str], bool],
+                  inputs: Inputs | None = None) -> BuiltSet:
     """The .c files among `sources` (root-relative) that Kbuild builds under `config`.
     `read` gives a source's bytes (for `#include "x.c"`); `skip` says which
-    directories the scan leaves out anyway."""
-    walker = _Walker(root, config, arch, skip)
+    directories the scan leaves out anyway; `inputs`, when given, records what
+    was read."""
+    inputs = inputs if inputs is not None else Inputs(root)
+    walker = _Walker(root, config, arch, skip, inputs)
     walker.walk()
     candidates = sorted(s for s in sources if s.endswith(".c"))
     built = {s for s in candidates if s in walker.files}
     whole = frozenset(walker.whole)
-    _add_included(candidates, built, whole, read, config, walker.units)
+
+    def recorded(rel: str) -> bytes | None:
+        inputs.file(root / rel)
+        return read(rel)
+
+    _add_included(candidates, built, whole, recorded, config, walker.units)
     units = tuple(sorted((rel, walker.units[rel]) for rel in built if rel in walker.units))
     return BuiltSet(frozenset(built), whole, walker.makefiles, units, frozenset(walker.defines))
 
@@ -101,8 +141,9 @@ def _add_included(candidates: list[str], built: set[str], whole: frozenset[str],
 
 
 class _Walker:
-    def __init__(self, root: Path, config: KernelConfig, arch: str, skip: Callable[[str], bool]):
+    def __init__(self, root: Path, config: KernelConfig, arch: str, skip: Callable[[str], bool], inputs: Inputs):
         self.root = root
+        self.inputs = inputs
         self.config = config
         self.arch = arch
         self.skip = skip
@@ -113,8 +154,9 @@ class _Walker:
         self.makefiles = 0
 
     def walk(self) -> None:
-        queue = [name + "/" for name in _subdirectories(self.root, "") if name != "arch"]
+        queue = [name + "/" for name in self.subdirectories("") if name != "arch"]
         arch_dir = f"arch/{self.arch}/"
+        self.inputs.file(self.root / arch_dir)
         if (self.root / arch_dir).is_dir():
             queue.append(arch_dir)
             variables = self.read_makefile(arch_dir, "Makefile")
@@ -138,7 +180,7 @@ class _Walker:
                 break
         if variables is None:
             self.whole.add(directory)
-            return [directory + name + "/" for name in _subdirectories(self.root, directory)]
+            return [directory + name + "/" for name in self.subdirectories(directory)]
         entered = []
         for listed in _OBJECT_LISTS:
             for entry in variables.get(listed, "").split():
@@ -161,15 +203,21 @@ class _Walker:
         if unit is not None:
             self.units.setdefault(path, unit)
 
+    def subdirectories(self, directory: str) -> list[str]:
+        names = _subdirectories(self.root, directory)
+        self.inputs.listing(directory, names)
+        return names
+
     def read_makefile(self, directory: str, name: str) -> dict[str, str] | None:
         path = self.root / directory / name
+        self.inputs.file(path)
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return None
         self.makefiles += 1
         self.defines.update((directory, name) for name in _DASH_D.findall(text))
-        return _Makefile(self.config, self.arch, self.root).run(text)
+        return _Makefile(self.config, self.arch, self.root, self.inputs).run(text)
 
 
 def _directory(path: str) -> str:
@@ -188,9 +236,10 @@ class _Makefile:
     """The variables a Makefile leaves set, as far as plain assignments and
     conditionals make them."""
 
-    def __init__(self, config: KernelConfig, arch: str, root: Path):
+    def __init__(self, config: KernelConfig, arch: str, root: Path, inputs: Inputs):
         self.config = config
         self.root = root
+        self.inputs = inputs
         self.included = 0
         self.variables: dict[str, str] = {"SRCARCH": arch, "ARCH": arch, "srctree": ".", "src": ".", "obj": "."}
 
@@ -245,6 +294,7 @@ class _Makefile:
             path = (self.root / name).resolve()
             if self.included >= 8 or not path.is_relative_to(self.root.resolve()):
                 continue
+            self.inputs.file(path)
             try:
                 text = path.read_text(encoding="utf-8", errors="replace")
             except OSError:
