@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import marshal
 import os
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import __version__
-from .cache import Cache, code_digest, combined_key, salt
+from .cache import code_digest, combined_key, salt
 from .checks import Analysis, run_checks
 from .checks.evidence import CONFIDENCE_ORDER
 from .discover import (
@@ -56,7 +55,7 @@ from .facts import FileFacts
 from .findings import Finding, Stats
 from .kconfig import BuiltSet, KernelConfig, built_sources
 from .kconfig.kbuild import Inputs
-from .reuse import Layout, changed_files, dump_layout, load_layout, moved_findings, moves
+from .reuse import Layout, Results, Stored
 from .link import link
 from .propagate.contexts import Contexts
 from .propagate.effects import Effects
@@ -148,20 +147,22 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
     salted = facts_salt(rules)
     tree = _key(sources, salted, options, rules, progress, lap)
     keyed = tree.keyed
-    results = cache_for(options.cache_dir, RESULTS)
+    results = Results(cache_for(options.cache_dir, RESULTS))
     # Findings depend on all of gfpcheck's code, facts only on the extractor's.
     result_key = combined_key([f"{k.source.path}\0{k.key}\0{k.problem}" for k in keyed]
                               + [f"{path}\0{unit}" for path, unit in units],
                               salt(salted.hex(), code_digest()))
     lap("key")
-    stored = _load_result(results, result_key) if options.reuse_result else None
+    stored = results.get(result_key) if options.reuse_result else None
     layout = Layout(result_key, {k.source.path: k.key for k in keyed})
-    layout_key = combined_key([os.path.realpath(options.root), *layout.files, *(f"{p}\0{u}" for p, u in units)],
-                              salt("layout", salted.hex(), code_digest()))
+    tree_key = combined_key([os.path.realpath(options.root), *layout.files, *(f"{p}\0{u}" for p, u in units)],
+                            salt("layout", salted.hex(), code_digest()))
     moved = 0
     if stored is None and options.reuse_result:
-        stored, moved = _moved_result(results, layout_key, layout, tree, rules, options)
+        stored, moved = results.carry_over(tree_key, layout, _facts_then_and_now(tree, rules, options))
         lap("move")
+        if stored is not None:
+            results.put(result_key, stored)
     analysis = None
     if stored is not None:
         if tree.started:
@@ -171,9 +172,8 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
                                       "files_extracted": len(tree.fresh), "files_moved": moved})
     else:
         every, stats, degraded, analysis = _analyse(tree, rules, options, progress, salted, lap, units)
-    if results is not None and (moved or analysis is not None):
-        results.put(result_key, _dump_result(every, stats, degraded))
-        results.put(layout_key, dump_layout(layout))
+        results.put(result_key, Stored(every, stats, degraded))
+    results.remember(tree_key, layout)
     floor = CONFIDENCE_ORDER[options.min_confidence]
     findings = [f for f in every if CONFIDENCE_ORDER[f.confidence] >= floor]
     stats = replace(
@@ -400,74 +400,27 @@ def _with_overrides(sources: list[Source], overrides: tuple[tuple[str, bytes | N
     return [by_path[path] for path in sorted(by_path)]
 
 
-# At most this many changed files are compared with their last facts to carry
-# the last result over (reuse.py); past it, a tree has likely changed in ways
-# that call for a new analysis anyway.
-MOVED_AT_MOST = 256
-
-
-def _moved_result(results: Cache | None, layout_key: str, layout: Layout, tree: _KeyedTree, rules: Ruleset,
-                  options: ScanOptions) -> tuple[tuple[list[Finding], Stats, tuple[Skipped, ...]] | None, int]:
-    """The last result of this tree carried over to its current files, and how many
-    files moved; (None, 0) unless every changed file's facts differ from its last
-    ones only in positions (see reuse.py)."""
-    if results is None:
-        return None, 0
-    last = load_layout(results.get(layout_key))
-    changed = changed_files(last, layout.files) if last is not None else None
-    if not changed or len(changed) > MOVED_AT_MOST:
-        return None, 0
-    stored = _load_result(results, last.result_key)
-    if stored is None:
-        return None, 0
-    cache = fact_cache(options.cache_dir)
+def _facts_then_and_now(tree: _KeyedTree, rules: Ruleset, options: ScanOptions):
+    """For Results.carry_over: a changed file's facts under its old key, from the
+    cache, and its facts now, from this scan's extraction, the cache, or extracted
+    here (then counted as extracted)."""
     index = {k.source.path: number for number, k in enumerate(tree.keyed)}
-    by_file = {}
-    try:
-        for path in changed:
+
+    def facts(path: str, old_key: str) -> tuple[FileFacts | None, FileFacts | None]:
+        cache = fact_cache(options.cache_dir)
+        try:
             number = index[path]
-            old = cached_facts(cache, last.files[path], path)
             new = tree.fresh.get(number)
             if new is None:
                 new, extracted = facts_of(tree.keyed[number], rules, cache)
                 if extracted:
-                    tree.fresh[number] = new  # counted as extracted, and not extracted again
-            found = moves(old, new) if old is not None and new is not None else None
-            if found is None:
-                return None, 0
-            by_file[path] = found
-    finally:
-        if cache is not None:
-            cache.close()
-    every, stats, degraded = stored
-    findings = moved_findings(every, by_file)
-    if findings is None:
-        return None, 0
-    return (fingerprint(findings), stats, degraded), len(changed)
+                    tree.fresh[number] = new  # not extracted again if the tree is analysed
+            return cached_facts(cache, old_key, path), new
+        finally:
+            if cache is not None:
+                cache.close()
 
-
-def _dump_result(findings: list[Finding], stats: Stats, degraded: tuple[Skipped, ...]) -> bytes:
-    document = {
-        "findings": [f.to_dict() for f in findings],
-        "stats": {k: v for k, v in stats.to_dict().items() if k not in ("seconds", "cache")},
-        "degraded": [[d.path, d.reason] for d in degraded],
-    }
-    return json.dumps(document, sort_keys=True).encode()
-
-
-def _load_result(results: Cache | None, key: str) -> tuple[list[Finding], Stats, tuple[Skipped, ...]] | None:
-    if results is None:
-        return None
-    blob = results.get(key)
-    if blob is None:
-        return None
-    try:
-        document = json.loads(blob)
-        findings = [Finding.from_dict(f) for f in document["findings"]]
-        return findings, Stats(**document["stats"]), tuple(Skipped(p, r) for p, r in document["degraded"])
-    except Exception:  # not what this version writes: analyse again, never trust it
-        results.discard(key)
-        return None
+    return facts
 
 
 def _reason(text: str) -> str:

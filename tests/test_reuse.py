@@ -115,3 +115,22 @@ def test_a_file_with_lines_inserted_moves_each_place(rules):
 def test_a_file_whose_facts_changed_does_not_move(rules, edit):
     before = extract_file("fs/demo/a.c", SOURCE.encode(), rules)
     assert moves(before, extract_file("fs/demo/a.c", edit(SOURCE).encode(), rules)) is None
+
+
+def test_a_patched_tree_scanned_in_between_does_not_stop_the_tree_on_disk_moving(tmp_path, rules):
+    """The gate scans a patch applied in memory, then the tree on disk is edited:
+    the result of the tree on disk is still the one carried over."""
+    root = tmp_path / "tree"
+    shutil.copytree(FIXTURES / "seed-2016", root)
+    cache = tmp_path / "cache"
+    _report(root, cache, rules)
+    xattr = root / "fs" / "btrfs" / "xattr.c"
+    patched = xattr.read_bytes().replace(b"GFP_KERNEL", b"GFP_NOFS", 1)
+    result = scan(ScanOptions(paths=(root,), root=root, cache_dir=cache, jobs=1, overrides=(
+        ("fs/btrfs/xattr.c", patched),)), rules=rules)
+    assert result.stats.cache["result_reused"] == 0
+    inode = root / "fs" / "btrfs" / "inode.c"
+    inode.write_text("// a comment above everything\n" + inode.read_text())
+    warm, stats = _report(root, cache, rules)
+    assert stats["files_moved"] == 1
+    assert warm == _report(root, None, rules)[0]
