@@ -134,3 +134,18 @@ def test_a_patched_tree_scanned_in_between_does_not_stop_the_tree_on_disk_moving
     warm, stats = _report(root, cache, rules)
     assert stats["files_moved"] == 1
     assert warm == _report(root, None, rules)[0]
+
+
+def test_the_gate_says_when_the_patched_tree_carried_the_result_over(tmp_path):
+    from tests.test_cli import gfpcheck
+
+    root = tmp_path / "tree"
+    shutil.copytree(FIXTURES / "seed-2016", root)
+    cache = str(tmp_path / "cache")
+    assert gfpcheck("scan", "-q", "--cache-dir", cache, str(root)).returncode == 1
+    patch = tmp_path / "moved.patch"
+    first = (root / "fs" / "btrfs" / "inode.c").read_text().splitlines()[0]
+    patch.write_text(f"--- a/fs/btrfs/inode.c\n+++ b/fs/btrfs/inode.c\n@@ -1,1 +1,2 @@\n+// a comment\n {first}\n")
+    run = gfpcheck("check", "--patch", str(patch), "--cache-dir", cache, str(root))
+    assert run.returncode == 0, run.stderr
+    assert "1 changed files (result carried over, 1 moved): 0 new findings" in run.stderr

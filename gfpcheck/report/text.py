@@ -60,7 +60,11 @@ def summary(findings, stats: Stats) -> str:
 def gate_summary(new, through, outcome) -> str:
     """One line for stderr after a gate run."""
     cache = outcome.head.stats.cache
-    reused = " (result reused)" if cache.get("result_reused") else (
-        f", {cache.get('files_extracted', 0)} extracted again" if cache else "")
+    if cache.get("files_moved"):
+        reused = f" (result carried over, {cache['files_moved']} moved)"
+    elif cache.get("result_reused"):
+        reused = " (result reused)"
+    else:
+        reused = f", {cache.get('files_extracted', 0)} extracted again" if cache else ""
     return (f"gfpcheck: {len(outcome.changed_files)} changed files{reused}: {len(new)} new findings, "
             f"{len(through)} pre-existing through changed lines")
