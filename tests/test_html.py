@@ -114,7 +114,7 @@ def test_findings_go_by_subsystem_then_by_the_place_their_context_starts():
     causes = re.findall(r'<section class="cause" data-cause="([^"]+)">', text)
     # both btrfs findings start at the handle taken in btrfs_mkdir(); ext4's has no chain: its own place
     assert causes == ["fs/btrfs/inode.c:11", "fs/ext4/super.c:30"]
-    assert "handle taken/held" in text and "callback" not in text
+    assert "context taken/held" in text and "callback" not in text
 
 
 def test_each_step_shows_its_source_with_its_own_line_marked():

@@ -27,7 +27,7 @@ SEVERITIES = tuple(sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__, revers
 
 # What each kind of chain step contributes, in the words of its badge (ChainStep.kind).
 KINDS = {
-    "held": "handle taken/held",
+    "held": "context taken/held",  # a transaction handle, a frozen queue
     "scope": "scope opened",
     "belief": "NOFS/NOIO believed",
     "entry": "clean entry",
