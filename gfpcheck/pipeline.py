@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import marshal
 import os
 import time
 from collections import Counter
@@ -54,7 +53,7 @@ from .extract.runner import (
 from .facts import FileFacts
 from .findings import Finding, Stats
 from .kconfig import BuiltSet, KernelConfig, built_sources
-from .kconfig.kbuild import Inputs
+from .kconfig.kbuild import Inputs, dump_built, load_built
 from .reuse import Layout, Results, Stored
 from .link import link
 from .propagate.contexts import Contexts
@@ -254,7 +253,7 @@ def _kbuild(options: ScanOptions, excludes: tuple[str, ...], locations: dict[str
     key = combined_key([os.path.realpath(options.root), options.arch, options.kconfig.digest, *excludes,
                         *sorted(locations)], salt(KBUILD, code_digest()))
     if cache is not None:
-        stored = _load_kbuild(cache.get(key), options.root)
+        stored = load_built(cache.get(key), options.root)
         if stored is not None:
             return stored
         cache.discard(key)
@@ -262,24 +261,8 @@ def _kbuild(options: ScanOptions, excludes: tuple[str, ...], locations: dict[str
     built = built_sources(options.root, options.kconfig, options.arch, locations, read,
                           lambda directory: excluded(directory, excludes), inputs)
     if cache is not None:
-        cache.put(key, marshal.dumps((tuple(built.files), tuple(built.whole), built.makefiles, built.units,
-                                      tuple(built.defines), inputs.dump())))
+        cache.put(key, dump_built(built, inputs))
     return built
-
-
-def _load_kbuild(blob: bytes | None, root: Path) -> BuiltSet | None:
-    if blob is None:
-        return None
-    try:
-        files, whole, makefiles, units, defines, (read, listed) = marshal.loads(blob)
-        inputs = Inputs(root)
-        inputs.files, inputs.directories = dict(read), dict(listed)
-        if not inputs.unchanged():
-            return None
-        return BuiltSet(frozenset(files), frozenset(whole), makefiles, tuple(map(tuple, units)),
-                        frozenset(map(tuple, defines)))
-    except (ValueError, EOFError, TypeError, OSError):
-        return None
 
 
 def _relative_dir(path: Path, root: Path) -> str | None:

@@ -22,6 +22,7 @@ the call where its chain leaves the unit that took the context.
 
 from __future__ import annotations
 
+import marshal
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -77,6 +78,29 @@ class Inputs:
     def unchanged(self) -> bool:
         return (all(_stamp(Path(path)) == stamp for path, stamp in self.files.items())
                 and all(tuple(_subdirectories(self.root, d)) == names for d, names in self.directories.items()))
+
+
+def dump_built(built: BuiltSet, inputs: Inputs) -> bytes:
+    """Bytes for the cache: what Kbuild builds, and what it was read from."""
+    return marshal.dumps((tuple(built.files), tuple(built.whole), built.makefiles, built.units,
+                          tuple(built.defines), inputs.dump()))
+
+
+def load_built(blob: bytes | None, root: Path) -> BuiltSet | None:
+    """What `dump_built` stored, when everything it was read from is as it was;
+    else None."""
+    if blob is None:
+        return None
+    try:
+        files, whole, makefiles, units, defines, (read, listed) = marshal.loads(blob)
+        inputs = Inputs(root)
+        inputs.files, inputs.directories = dict(read), dict(listed)
+        if not inputs.unchanged():
+            return None
+        return BuiltSet(frozenset(files), frozenset(whole), makefiles, tuple(map(tuple, units)),
+                        frozenset(map(tuple, defines)))
+    except (ValueError, EOFError, TypeError, OSError):
+        return None
 
 
 def _stamp(path: Path) -> tuple[int, ...] | None:
