@@ -3,8 +3,9 @@
 discover files -> key them by content -> extract facts per file (cached,
 parallel) -> link into one program and call graph -> propagate contexts ->
 checks make findings.  A tree whose every file key was seen before gets the
-stored result of that scan.  The CLI calls `scan` and hands the result to a
-reporter; nothing here prints.
+stored result of that scan; one whose changed files only moved gets an
+earlier result with its places moved (reuse.py).  The CLI calls `scan` and
+hands the result to a reporter; nothing here prints.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import __version__
-from .cache import code_digest, combined_key, salt
+from .cache import PackCache, code_digest, combined_key, salt
 from .checks import Analysis, run_checks
 from .checks.evidence import CONFIDENCE_ORDER
 from .discover import (
@@ -54,11 +55,11 @@ from .facts import FileFacts
 from .findings import Finding, Stats
 from .kconfig import BuiltSet, KernelConfig, built_sources
 from .kconfig.kbuild import Inputs, dump_built, load_built
-from .reuse import Layout, Results, Stored
 from .link import link
 from .propagate.contexts import Contexts
 from .propagate.effects import Effects
 from .propagate.origins import Origins
+from .reuse import Layout, Results, Stored
 from .ruleset import Ruleset, load_rules
 
 
@@ -158,7 +159,12 @@ def _scan(options: ScanOptions, progress: Progress | None, rules: Ruleset | None
                             salt("layout", salted.hex(), code_digest()))
     moved = 0
     if stored is None and options.reuse_result:
-        stored, moved = results.carry_over(tree_key, layout, _facts_then_and_now(tree, rules, options))
+        facts = fact_cache(options.cache_dir)
+        try:
+            stored, moved = results.carry_over(tree_key, layout, _facts_then_and_now(tree, rules, facts))
+        finally:
+            if facts is not None:
+                facts.close()
         lap("move")
         if stored is not None:
             results.put(result_key, stored)
@@ -383,25 +389,21 @@ def _with_overrides(sources: list[Source], overrides: tuple[tuple[str, bytes | N
     return [by_path[path] for path in sorted(by_path)]
 
 
-def _facts_then_and_now(tree: _KeyedTree, rules: Ruleset, options: ScanOptions):
+def _facts_then_and_now(tree: _KeyedTree, rules: Ruleset,
+                        cache: PackCache | None) -> Callable[[str, str], tuple[FileFacts | None, FileFacts | None]]:
     """For Results.carry_over: a changed file's facts under its old key, from the
     cache, and its facts now, from this scan's extraction, the cache, or extracted
     here (then counted as extracted)."""
     index = {k.source.path: number for number, k in enumerate(tree.keyed)}
 
     def facts(path: str, old_key: str) -> tuple[FileFacts | None, FileFacts | None]:
-        cache = fact_cache(options.cache_dir)
-        try:
-            number = index[path]
-            new = tree.fresh.get(number)
-            if new is None:
-                new, extracted = facts_of(tree.keyed[number], rules, cache)
-                if extracted:
-                    tree.fresh[number] = new  # not extracted again if the tree is analysed
-            return cached_facts(cache, old_key, path), new
-        finally:
-            if cache is not None:
-                cache.close()
+        number = index[path]
+        new = tree.fresh.get(number)
+        if new is None:
+            new, extracted = facts_of(tree.keyed[number], rules, cache)
+            if extracted:
+                tree.fresh[number] = new  # not extracted again if the tree is analysed
+        return cached_facts(cache, old_key, path), new
 
     return facts
 

@@ -277,7 +277,8 @@ class Evidence:
             step = describe(place, until)
             if step is not None:
                 return step, True
-        return self._step(fid, None, f"entered with {self.space.describe(chain.source_state)}; {UNSEEN_SOURCE}", "entry"), False
+        entered = f"entered with {self.space.describe(chain.source_state)}; {UNSEEN_SOURCE}"
+        return self._step(fid, None, entered, "entry"), False
 
     def reach(self, chain: Chain, kind: Context, fid: int) -> tuple[tuple[ChainStep, ...], str]:
         """The steps by which a kind of context reaches function `fid` on entry, from
@@ -444,7 +445,8 @@ class Evidence:
         if use is None:
             return steps
         for hop_fid, hop_index in use.hops:
-            steps.append(self._step(hop_fid, hop_index, f"passes the mask on to {self._call_name(hop_fid, hop_index)}()", "mask"))
+            steps.append(self._step(hop_fid, hop_index,
+                                    f"passes the mask on to {self._call_name(hop_fid, hop_index)}()", "mask"))
         steps.append(self._step(use.fid, use.index,
                                 self._alloc_note(check, use.allocator, "the mask passed down"), "allocation"))
         return steps
