@@ -97,11 +97,8 @@ class Evidence:
         tail = self._tail(check, origin, use)
         steps.extend(tail)
         counted.extend(tail)
-        confidence = self._confidence(chain, counted, chain.links[start:] if chain is not None else ())
-        if len(steps) > LONGEST_CALLS + 1:
-            confidence = "low"  # the source's step and the calls below it
-        if not seen:
-            confidence = "low"  # a loop's earlier pass: mostly another branch's mask (blockdev or file I/O)
+        confidence = _capped(self._confidence(chain, counted, chain.links[start:] if chain is not None else ()),
+                             steps, seen)
         message = self._message(check, origin, use, chain, allocator, kind)
         believer = self._unheld_believer(check, kind, chain, origin)
         if believer is not None:
@@ -287,10 +284,7 @@ class Evidence:
         parameter, an ops entry; its calls do not count, only how it is entered."""
         source, seen = self._source(chain, kind, chain.links[0].index if chain.links else -1)
         steps = [source, *(step for link_steps in self._links(chain, fid) for step in link_steps)]
-        confidence = self._confidence(chain, steps, chain.links)
-        if len(steps) > LONGEST_CALLS + 1 or not seen:
-            confidence = "low"
-        return tuple(steps), confidence
+        return tuple(steps), _capped(self._confidence(chain, steps, chain.links), steps, seen)
 
     def _clean_source(self, fid: int) -> ChainStep:
         """The step where a clean chain starts: a system call, or another clean entry."""
@@ -453,6 +447,13 @@ class Evidence:
 
     def _alloc_note(self, check: Check, allocator: str, mask: str) -> str:
         return f"{allocator}() with {mask}{check.alloc_note}"
+
+
+def _capped(confidence: str, steps: list[ChainStep], seen: bool) -> str:
+    """Low past LONGEST_CALLS calls below the source's step, and when the context
+    shows up only on a loop's earlier pass (mostly another branch's mask: blockdev
+    or file I/O); else `confidence`."""
+    return "low" if len(steps) > LONGEST_CALLS + 1 or not seen else confidence
 
 
 def _takes(summary: st.Effect, family: int) -> bool:

@@ -98,7 +98,7 @@ def _answer(analysis: Analysis, engine: Engine, witness: Witness, evidence: Evid
     place = ChainStep(function.name, program.path(fid), function.line, function.column, "", "reached")
     contexts: list[Reach] = []
     absent: list[Absent] = []
-    families = {family.name: family for family in analysis.rules.families}
+    families = analysis.rules.family_by_name
     for kind in kinds:
         description = _describe(families[kind.family], kind.what)
         chain = None
