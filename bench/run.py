@@ -34,10 +34,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gfpcheck.cli import with_huge_pages
-from gfpcheck.discover import DEFAULT_EXCLUDES
-from gfpcheck.pipeline import ScanOptions, scan_sources, tree_facts
-from gfpcheck.ruleset import load_rules
+from gfpcheck.cli import with_huge_pages  # noqa: E402  (after the repository is put on the path)
+from gfpcheck.discover import DEFAULT_EXCLUDES  # noqa: E402  (after the repository is put on the path)
+from gfpcheck.pipeline import ScanOptions, scan_sources, tree_facts  # noqa: E402  (after the repository is put on the path)
+from gfpcheck.ruleset import load_rules  # noqa: E402  (after the repository is put on the path)
 
 TREES = ("6.1", "6.12")
 RECOVERY_DIRS = ("fs", "security", "mm", "kernel", "block")

@@ -16,7 +16,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -358,20 +358,11 @@ def _analyse(tree: _KeyedTree, rules: Ruleset, options: ScanOptions, progress: P
     every = fingerprint(run_checks(analysis))
     lap("check")
     degraded = tuple(Skipped(f.path, f.problem) for f in facts if f.problem)
-    link_stats = program.stats
     stats = Stats(
         files=len(keyed),
         files_with_parse_errors=sum(1 for f in facts if f.error_nodes),
         files_degraded=dict(sorted(Counter(_reason(s.reason) for s in degraded).items())),
-        functions=link_stats.functions,
-        macros=link_stats.macros,
-        call_sites=link_stats.call_sites,
-        direct_calls=link_stats.direct_calls,
-        direct_resolved=link_stats.direct_resolved,
-        indirect_calls=link_stats.indirect_calls,
-        indirect_resolved=link_stats.indirect_resolved,
-        call_edges=link_stats.call_edges,
-        allocation_sites=link_stats.allocation_sites,
+        **asdict(program.stats),  # functions, calls and allocation sites as linked
         cache={"result_reused": 0, "facts_reused": extracted.reused, "files_extracted": extracted.extracted,
                "files_moved": 0},
     )

@@ -26,7 +26,7 @@ def test_fixture_findings_match_annotations(tree: Path, rules, update_fixtures: 
     expected, clean = expectations.read(tree)
     assert sorted(actual - expected) == [], "reported but not expected"
     assert sorted(expected - actual) == [], "expected but not reported"
-    assert sorted({(f, l) for f, l, _ in actual} & clean) == [], "reported on a line marked ok"
+    assert sorted({(file, line) for file, line, _ in actual} & clean) == [], "reported on a line marked ok"
 
 
 def test_every_fixture_has_expectations() -> None:

@@ -285,7 +285,9 @@ def _line_of(starts: list[int], pos: int) -> int:
 def related(a: str, b: str) -> bool:
     if a == b:
         return True
-    strip = lambda s: re.sub(r"^_+|_noprof$|_node$", "", s)
+    def strip(name: str) -> str:
+        return re.sub(r"^_+|_noprof$|_node$", "", name)
+
     return strip(a) == strip(b) or (is_allocator(a) and is_allocator(b))
 
 
@@ -313,10 +315,10 @@ def compare_file(rel_old: str, rel_new: str, old_src: str, new_src: str) -> list
                                     class_6_1=mask_class(ma), class_6_12=mask_class(mb),
                                     class_changed=mask_class(ma) != mask_class(mb)))
         # (b) scopes, (c) restores
-        so = [i for i, l in enumerate(old_body) if SAVE_RE.search(l)]
-        sn = [i for i, l in enumerate(new_body) if SAVE_RE.search(l)]
-        ro = [i for i, l in enumerate(old_body) if RESTORE_RE.search(l)]
-        rn = [i for i, l in enumerate(new_body) if RESTORE_RE.search(l)]
+        so = [i for i, line in enumerate(old_body) if SAVE_RE.search(line)]
+        sn = [i for i, line in enumerate(new_body) if SAVE_RE.search(line)]
+        ro = [i for i, line in enumerate(old_body) if RESTORE_RE.search(line)]
+        rn = [i for i, line in enumerate(new_body) if RESTORE_RE.search(line)]
         if len(sn) != len(so):
             kind = "scope-added" if len(sn) > len(so) else "scope-removed"
             cand = dict(base, kind=kind, saves_6_1=len(so), saves_6_12=len(sn),

@@ -102,6 +102,8 @@ class BindingSite:
 
 @dataclass
 class LinkStats:
+    """What linking counts; each field is the field of findings.Stats of that name."""
+
     functions: int = 0
     macros: int = 0
     call_sites: int = 0
